@@ -1,0 +1,1 @@
+"""Pure domain of inferq: models, jobs, cache keys, priorities and errors."""

@@ -1,0 +1,75 @@
+"""One error hierarchy; api/ maps each class to an HTTP status in one place."""
+
+
+class InferqError(Exception):
+    """Base of every error inferq raises on purpose; `code` is stable wire format."""
+
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownModelError(InferqError):
+    code = "unknown_model"
+
+
+class InvalidInputError(InferqError):
+    code = "invalid_input"
+
+    def __init__(self, message: str, fields: list[dict[str, str]]) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+class JobNotFoundError(InferqError):
+    code = "job_not_found"
+
+
+class JobNotCancelableError(InferqError):
+    code = "job_not_cancelable"
+
+
+class ModelError(InferqError):
+    """A model raised while predicting; the job ends `failed` with this code."""
+
+    code = "model_error"
+
+
+class ModelLoadError(InferqError):
+    code = "model_load_error"
+
+
+class RetryLaterError(InferqError):
+    """Refused for now; the client may retry after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class OverloadedError(RetryLaterError):
+    """Refused at admission: the service is past what it can serve in time."""
+
+    code = "overloaded"
+
+
+class QueueFullError(OverloadedError):
+    code = "queue_full"
+
+
+class DeadlineUnmeetableError(OverloadedError):
+    code = "deadline_unmeetable"
+
+
+class DirectPathBusyError(OverloadedError):
+    code = "shed"
+
+
+class UnauthorizedError(InferqError):
+    code = "unauthorized"
+
+
+class RateLimitedError(RetryLaterError):
+    code = "rate_limited"

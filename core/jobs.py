@@ -1,0 +1,101 @@
+"""Job records: the one source of truth for a job's status, timing and outcome."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        """huey's priority number: larger runs first."""
+        return _RANKS[self]
+
+
+_RANKS = {Priority.HIGH: 10, Priority.NORMAL: 5, Priority.LOW: 0}
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class JobRecord(BaseModel):
+    """A job as clients see it (the worker id and cache key stay internal)."""
+
+    id: str
+    status: JobStatus
+    model: str
+    model_version: str
+    priority: Priority
+    result: Any = None
+    error: JobError | None = None
+    cached: bool = False
+    attempts: int = 0
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @classmethod
+    def from_hash(cls, fields: dict[str, str]) -> JobRecord:
+        """Build a record from the Redis hash the API and workers write."""
+        return cls(
+            id=fields["id"],
+            status=JobStatus(fields["status"]),
+            model=fields["model"],
+            model_version=fields["model_version"],
+            priority=Priority(fields["priority"]),
+            result=_json_or_none(fields.get("result")),
+            error=_json_or_none(fields.get("error")),
+            cached=fields.get("cached") == "1",
+            attempts=int(fields.get("attempts", "0")),
+            created_at=_time_or_none(fields.get("created_at")),
+            started_at=_time_or_none(fields.get("started_at")),
+            finished_at=_time_or_none(fields.get("finished_at")),
+        )
+
+
+DEADLINE_EXCEEDED = JobError(
+    code="deadline_exceeded", message="the deadline passed before a worker started the job"
+)
+
+
+def new_job_id() -> str:
+    """A fresh, unguessable job id."""
+    return uuid.uuid4().hex
+
+
+def now_ts() -> str:
+    """Current time as the epoch-seconds string stored in job hashes."""
+    return f"{datetime.now(UTC).timestamp():.6f}"
+
+
+def _json_or_none(raw: str | None) -> Any:
+    return None if raw is None or raw == "" else json.loads(raw)
+
+
+def _time_or_none(raw: str | None) -> datetime | None:
+    return None if not raw else datetime.fromtimestamp(float(raw), UTC)

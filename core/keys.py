@@ -1,0 +1,59 @@
+"""Every Redis key and channel inferq uses, in one place, under one namespace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    namespace: str = "inferq"
+
+    def job(self, job_id: str) -> str:
+        return f"{self.namespace}:job:{job_id}"
+
+    @property
+    def job_prefix(self) -> str:
+        return f"{self.namespace}:job:"
+
+    def result(self, cache_key: str) -> str:
+        return f"{self.namespace}:result:{cache_key}"
+
+    def computation(self, cache_key: str) -> str:
+        """List of job ids attached to one in-flight computation."""
+        return f"{self.namespace}:inflight:{cache_key}"
+
+    def lease(self, computation_redis_key: str) -> str:
+        """Hash: the worker running a computation and the message to re-enqueue it."""
+        return f"{self.namespace}:lease:{computation_redis_key}"
+
+    @property
+    def lease_prefix(self) -> str:
+        return f"{self.namespace}:lease:"
+
+    @property
+    def leases(self) -> str:
+        """Set of the computation keys that are leased to a worker."""
+        return f"{self.namespace}:leases"
+
+    def rate_limit(self, tenant: str) -> str:
+        return f"{self.namespace}:ratelimit:{tenant}"
+
+    @property
+    def done_channel(self) -> str:
+        return f"{self.namespace}:done"
+
+    @property
+    def heartbeats(self) -> str:
+        """Sorted set: worker id -> time of its last heartbeat."""
+        return f"{self.namespace}:heartbeats"
+
+    @property
+    def stats(self) -> str:
+        """Hash of queue statistics, such as the recent service time."""
+        return f"{self.namespace}:stats"
+
+    @property
+    def huey_name(self) -> str:
+        """huey's queue name; huey keeps only [A-Za-z0-9_] of it."""
+        return f"{self.namespace}_jobs"

@@ -1,0 +1,86 @@
+"""The Model protocol, the built-in models and loading user models by import path."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from core.errors import ModelLoadError, UnknownModelError
+
+BUILTIN_MODELS = (
+    "core.models.iris:IrisModel",
+    "core.models.burn:BurnModel",
+    "core.models.echo:EchoModel",
+)
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A servable model.
+
+    Class attributes describe it to clients and to the serving machinery:
+    `name` and `version` identify it (the version is part of every cache key,
+    so bump it whenever outputs change); `batchable` says `predict` gains from
+    receiving several inputs at once; `deterministic` says equal inputs always
+    give equal outputs, which is what allows caching and coalescing;
+    `input_schema` is the pydantic model every input is validated against
+    before it reaches `predict`.
+
+    Lifecycle: construct cheaply (importing the class must not import heavy ML
+    libraries), call `load()` once per process before the first prediction,
+    then call `predict` any number of times. `predict` takes a list of
+    validated inputs and returns a list of JSON-serializable outputs of the
+    same length and order; it may raise, which fails every job in the batch.
+    """
+
+    name: str
+    version: str
+    batchable: bool
+    deterministic: bool
+    input_schema: type[BaseModel]
+
+    def load(self) -> None: ...
+
+    def predict(self, inputs: list[Any]) -> list[Any]: ...
+
+
+def import_model(path: str) -> Model:
+    """Instantiate the model class at `package.module:ClassName`."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        model = getattr(importlib.import_module(module_name), class_name)()
+    except (ImportError, AttributeError, ValueError, TypeError) as exc:
+        raise ModelLoadError(f"cannot import model {path!r}: {exc}") from exc
+    if not isinstance(model, Model):
+        raise ModelLoadError(f"{path!r} does not implement the Model protocol")
+    return model
+
+
+class ModelRegistry:
+    """The models one process serves, by name."""
+
+    def __init__(self, models: list[Model]) -> None:
+        self._models = {model.name: model for model in models}
+
+    @classmethod
+    def from_paths(cls, paths: list[str]) -> ModelRegistry:
+        """Built-in models plus the user's, later names replacing earlier ones."""
+        return cls([import_model(path) for path in (*BUILTIN_MODELS, *paths)])
+
+    def get(self, name: str) -> Model:
+        """The model called `name`, or UnknownModelError naming it."""
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(sorted(self._models))
+            raise UnknownModelError(f"unknown model {name!r}; known: {known}") from None
+
+    def __iter__(self) -> Any:
+        return iter(self._models.values())
+
+    def load_all(self) -> None:
+        """Load every model (once per process, before serving)."""
+        for model in self._models.values():
+            model.load()

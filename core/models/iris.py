@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IrisInput(BaseModel):
+    """Flower measurements in centimetres."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sepal_length: float = Field(gt=0, le=100)
+    sepal_width: float = Field(gt=0, le=100)
+    petal_length: float = Field(gt=0, le=100)
+    petal_width: float = Field(gt=0, le=100)
+
+
+class IrisModel:
+    """scikit-learn logistic regression trained at load time on the bundled iris data."""
+
+    name = "iris"
+    version = "1"
+    batchable = True
+    deterministic = True
+    input_schema = IrisInput
+
+    def __init__(self) -> None:
+        self._classifier: Any = None
+        self._classes: list[str] = []
+
+    def load(self) -> None:
+        # Imported here, not at module level: the API imports this class for its
+        # schema and must not pay for (or depend on) scikit-learn.
+        from sklearn.datasets import load_iris
+        from sklearn.linear_model import LogisticRegression
+
+        data = load_iris()
+        self._classifier = LogisticRegression(max_iter=1000).fit(data.data, data.target)
+        self._classes = [str(name) for name in data.target_names]
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        rows = [[i.sepal_length, i.sepal_width, i.petal_length, i.petal_width] for i in inputs]
+        return [self._describe(probs) for probs in self._classifier.predict_proba(rows)]
+
+    def _describe(self, probs: Any) -> dict[str, Any]:
+        best = int(probs.argmax())
+        return {
+            "class": self._classes[best],
+            "probabilities": {
+                c: round(float(p), 6) for c, p in zip(self._classes, probs, strict=True)
+            },
+        }
