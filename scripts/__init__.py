@@ -1,0 +1,1 @@
+"""Process helpers shared by `make run`, the tests and the load-test runner."""
