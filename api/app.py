@@ -1,0 +1,50 @@
+"""App factory: routers, error handlers and the lifespan that owns Redis and the hub."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimitMiddleware
+from api.metrics import HttpMetricsMiddleware
+from api.openapi import install_model_schemas
+from api.routes import health, jobs, metrics, models, predict
+from api.services import build_services
+from config import Settings, get_settings
+from config.logging import configure_logging
+from worker.metrics import mark_process_dead
+from worker.models import configured_models
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings, "api")
+        services = build_services(settings)
+        await services.hub.start(within_s=settings.redis_timeout_s)
+        await services.direct.warm_up()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+            mark_process_dead()
+
+    app = FastAPI(
+        title="inferq",
+        summary="Queued CPU-bound model inference",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HttpMetricsMiddleware)
+    for router in (jobs.router, predict.router, models.router, health.router, metrics.router):
+        app.include_router(router)
+    install_model_schemas(app, configured_models(settings), settings.default_model)
+    return app

@@ -1,0 +1,219 @@
+"""Job records in Redis, seen from the API: submit, read, cancel. Every call is async."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from config import Settings
+from core import admission
+from core.errors import (
+    DeadlineUnmeetableError,
+    JobNotCancelableError,
+    JobNotFoundError,
+    OverloadedError,
+    QueueFullError,
+)
+from core.jobs import DEADLINE_EXCEEDED, JobRecord, JobStatus, Priority, now_ts
+from core.keys import RedisKeys
+from worker import scripts
+from worker.payload import ComputationPayload
+from worker.tasks import queue_entry
+
+
+@dataclass(frozen=True)
+class PreparedJob:
+    """A validated request, ready to become a job."""
+
+    id: str
+    model: str
+    model_version: str
+    priority: Priority
+    input_json: str
+    cache_key: str | None
+    deadline_s: float | None = None
+    owner: str = ""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: JobRecord
+    route: Literal["enqueued", "attached", "cached"]
+    result_json: str | None = None
+
+
+class JobStore:
+    def __init__(self, redis: Redis, keys: RedisKeys, queue_key: str, settings: Settings) -> None:
+        self._redis, self._keys, self._queue_key = redis, keys, queue_key
+        self._settings = settings
+        self._job_ttl = settings.job_ttl_s
+        self._share_results = settings.result_cache_ttl_s > 0
+        self._submit = redis.register_script(scripts.SUBMIT)
+        self._record_cached = redis.register_script(scripts.RECORD_CACHED)
+        self._cancel = redis.register_script(scripts.CANCEL)
+        self._expire_due = redis.register_script(scripts.EXPIRE_DUE)
+
+    async def submit(self, job: PreparedJob) -> Submitted:
+        """Answer from the shared cache, attach to an identical computation, or enqueue.
+
+        Raises QueueFullError or DeadlineUnmeetableError when admission refuses it.
+        """
+        created = now_ts()
+        deadline_at = f"{float(created) + job.deadline_s:.6f}" if job.deadline_s else ""
+        computation = job.cache_key or f"job:{job.id}"
+        result_key = (
+            self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
+        )
+        payload = ComputationPayload(
+            leader=job.id,
+            rank=job.priority.rank,
+            model=job.model,
+            model_version=job.model_version,
+            computation=computation,
+            result_key=result_key,
+            input_json=job.input_json,
+        )
+        member, score = queue_entry(payload, job.priority.rank)
+        reply = await self._submit(
+            keys=[
+                self._keys.job(job.id),
+                self._keys.computation(computation),
+                result_key or "-",
+                self._queue_key,
+                self._keys.heartbeats,
+                self._keys.stats,
+            ],
+            args=[
+                *self._identity(job, created),
+                member,
+                score,
+                "1" if result_key else "0",
+                job.cache_key or "",
+                self._settings.queue_max_depth,
+                deadline_at,
+                job.deadline_s or 0,
+                self._settings.heartbeat_ttl_s,
+                job.owner,
+            ],
+        )
+        route = reply[0].decode()
+        if route == "rejected":
+            raise self._refusal(
+                job, reply[1].decode(), int(reply[2]), int(reply[3]), float(reply[4])
+            )
+        if route == "cached":
+            result_json = reply[1].decode()
+            return Submitted(
+                self._finished_record(job, created, result_json), "cached", result_json
+            )
+        return Submitted(self._queued_record(job, created), route)
+
+    async def record_cached(self, job: PreparedJob, result_json: str) -> JobRecord:
+        """Store a job answered from this process's LRU, so GET can read it."""
+        created = now_ts()
+        await self._record_cached(
+            keys=[self._keys.job(job.id)],
+            args=[
+                *self._identity(job, created),
+                result_json,
+                job.cache_key or "",
+                job.owner,
+            ],
+        )
+        return self._finished_record(job, created, result_json)
+
+    async def get(self, job_id: str, owner: str) -> tuple[JobRecord, dict[str, str]]:
+        """The job and its raw hash; JobNotFoundError if unknown, expired or not `owner`'s."""
+        fields = await self._redis.hgetall(self._keys.job(job_id))
+        raw = {_text(k): _text(v) for k, v in fields.items()}
+        if not raw or raw.get("owner", "") != owner:
+            raise JobNotFoundError(f"no job {job_id!r} (unknown or expired)")
+        return JobRecord.from_hash(raw), raw
+
+    async def cancel(self, job_id: str, owner: str) -> JobRecord:
+        """Cancel a queued job; a running or finished one cannot be."""
+        reply: bytes = await self._cancel(
+            keys=[self._keys.job(job_id)], args=[now_ts(), self._keys.done_channel, job_id, owner]
+        )
+        outcome = reply.decode()
+        if outcome == "missing":
+            raise JobNotFoundError(f"no job {job_id!r} (unknown or expired)")
+        if outcome != "ok":
+            raise JobNotCancelableError(f"job {job_id!r} is {outcome}; only queued jobs cancel")
+        job, _ = await self.get(job_id, owner)
+        return job
+
+    async def queue_depth(self) -> dict[Priority, int]:
+        """Queued computations per priority (a range count on huey's sorted set)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for priority in Priority:
+                pipe.zcount(self._queue_key, -priority.rank, -priority.rank)
+            counts = await pipe.execute()
+        return dict(zip(Priority, counts, strict=True))
+
+    async def live_consumers(self) -> int:
+        """Consumer worker processes that beat within the heartbeat TTL."""
+        since = time.time() - self._settings.heartbeat_ttl_s
+        count: int = await self._redis.zcount(self._keys.heartbeats, since, "+inf")
+        return count
+
+    async def expire_if_due(self, job_id: str) -> bool:
+        """Expire a queued job whose deadline has passed; True if this call expired it."""
+        expired: int = await self._expire_due(
+            keys=[self._keys.job(job_id)],
+            args=[now_ts(), self._keys.done_channel, job_id, DEADLINE_EXCEEDED.model_dump_json()],
+        )
+        return bool(expired)
+
+    def _refusal(
+        self, job: PreparedJob, reason: str, ahead: int, consumers: int, service_ms: float
+    ) -> OverloadedError:
+        if reason == "queue_full":
+            limit = self._settings.queue_max_depth
+            retry = admission.queue_full_retry_after_s(ahead, limit, consumers, service_ms)
+            return QueueFullError(
+                f"{ahead} jobs are queued at priority {job.priority} or above (limit {limit})",
+                retry,
+            )
+        deadline = job.deadline_s or 0
+        wait = admission.estimated_wait_s(ahead, consumers, service_ms)
+        retry = admission.deadline_retry_after_s(ahead, consumers, service_ms, deadline)
+        estimate = "no live consumer" if consumers == 0 else f"estimated queue wait {wait:.2f}s"
+        return DeadlineUnmeetableError(f"{estimate} exceeds the deadline of {deadline:g}s", retry)
+
+    def _identity(self, job: PreparedJob, created: str) -> list[str | int]:
+        """The leading arguments of the scripts that create a job record."""
+        return [job.id, job.model, job.model_version, job.priority.value, created, self._job_ttl]
+
+    @staticmethod
+    def _queued_record(job: PreparedJob, created: str) -> JobRecord:
+        return JobRecord.from_hash(_base_fields(job, created) | {"status": JobStatus.QUEUED})
+
+    @staticmethod
+    def _finished_record(job: PreparedJob, created: str, result_json: str) -> JobRecord:
+        fields = _base_fields(job, created) | {
+            "status": JobStatus.SUCCEEDED,
+            "cached": "1",
+            "result": result_json,
+            "started_at": created,
+            "finished_at": created,
+        }
+        return JobRecord.from_hash(fields)
+
+
+def _base_fields(job: PreparedJob, created: str) -> dict[str, str]:
+    return {
+        "id": job.id,
+        "model": job.model,
+        "model_version": job.model_version,
+        "priority": job.priority.value,
+        "created_at": created,
+        "attempts": "0",
+    }
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

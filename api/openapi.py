@@ -1,0 +1,51 @@
+"""OpenAPI that tells the truth about inputs: one request variant per served model.
+
+The request classes accept any object as `input` (each model validates its own),
+so the generated document would call every object valid. This replaces the
+request bodies of POST /jobs and POST /predict with a `oneOf` over the models.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import FastAPI
+
+from core.models import ModelRegistry
+
+REF = "#/components/schemas/{model}"
+
+
+def install_model_schemas(app: FastAPI, models: ModelRegistry, default_model: str) -> None:
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            components = document["components"]["schemas"]
+            for request in ("JobRequest", "PredictRequest"):
+                components[request] = _variants(components, request, models, default_model)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _variants(
+    components: dict[str, Any], request: str, models: ModelRegistry, default_model: str
+) -> dict[str, Any]:
+    base = components[request]
+    variants = []
+    for model in models:
+        schema = model.input_schema.model_json_schema(ref_template=REF)
+        components.update(schema.pop("$defs", {}))
+        name = f"{model.name.capitalize()}Input"
+        components[name] = schema
+        variant = copy.deepcopy(base)
+        variant["title"] = f"{request} ({model.name})"
+        variant["properties"]["model"] = {"const": model.name, "title": "Model"}
+        variant["properties"]["input"] = {"$ref": REF.format(model=name)}
+        variant["required"] = ["input"] if model.name == default_model else ["model", "input"]
+        variants.append(variant)
+    return {"title": request, "oneOf": variants}

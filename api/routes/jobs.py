@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api import submission, waiting
+from api.auth import Tenant
+from api.responses import job_response
+from api.schemas import ErrorBody, JobRequest
+from api.services import Services, ServicesDep
+from core.jobs import JobRecord
+from worker.metrics import JOBS_FINISHED
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+Wait = Annotated[bool, Query(description="hold the request until the job finishes")]
+Timeout = Annotated[
+    float | None, Query(gt=0, description="seconds to wait (default 30, capped by a setting)")
+]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "API keys are on and none valid was given"},
+    404: {"model": ErrorBody},
+    413: {"model": ErrorBody, "description": "request body over the size limit"},
+    429: {"model": ErrorBody, "description": "over this key's rate limit; see Retry-After"},
+    409: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    503: {"model": ErrorBody, "description": "overloaded or Redis unavailable; see Retry-After"},
+}
+FINISHED: dict[int | str, dict[str, Any]] = {
+    200: {"model": JobRecord, "description": "the job has finished"}
+}
+
+
+def _wait_seconds(services: Services, wait: bool, timeout: float | None) -> float | None:
+    if not wait:
+        return None
+    settings = services.settings
+    return min(timeout or settings.wait_timeout_default_s, settings.wait_timeout_max_s)
+
+
+@router.post("", status_code=202, response_model=JobRecord, responses={**FINISHED, **ERRORS})
+async def submit_job(
+    body: JobRequest,
+    request: Request,
+    services: ServicesDep,
+    tenant: Tenant,
+    wait: Wait = False,
+    timeout: Timeout = None,
+) -> Response:
+    """Submit a prediction: 202 with Location while it runs, 200 once it has finished."""
+    prepared = submission.prepare(services, body, tenant)
+    wait_s = _wait_seconds(services, wait, timeout)
+    if wait_s is None:
+        job = await submission.create_job(services, prepared)
+    else:
+        job = await waiting.submit_and_wait(services, prepared, wait_s, request)
+    return job_response(job, services.settings.poll_retry_after_s, location=True)
+
+
+@router.get(
+    "/{job_id}", status_code=202, response_model=JobRecord, responses={**FINISHED, **ERRORS}
+)
+async def get_job(
+    job_id: str,
+    request: Request,
+    services: ServicesDep,
+    tenant: Tenant,
+    wait: Wait = False,
+    timeout: Timeout = None,
+) -> Response:
+    """Read a job (never consumes its result); with wait=true, long-poll until it finishes."""
+    wait_s = _wait_seconds(services, wait, timeout)
+    if wait_s is None:
+        job, _ = await submission.read_job(services, job_id, tenant)
+    else:
+        job = await waiting.wait_for_job(services, job_id, tenant, wait_s, request)
+    return job_response(job, services.settings.poll_retry_after_s)
+
+
+@router.delete("/{job_id}", response_model=JobRecord, responses=ERRORS)
+async def cancel_job(job_id: str, services: ServicesDep, tenant: Tenant) -> Response:
+    """Cancel a queued job so it never runs; 409 once it is running or finished."""
+    job = await services.store.cancel(job_id, tenant)
+    JOBS_FINISHED.labels(job.model, job.priority.value, "canceled").inc()
+    return job_response(job, services.settings.poll_retry_after_s)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from api.auth import authenticate_metrics
+from api.services import ServicesDep
+from core.jobs import Priority
+
+router = APIRouter(tags=["metrics"])
+
+
+class _Snapshot(Collector):
+    """Gauges read from Redis at scrape time (they are facts of the queue, not of a process)."""
+
+    def __init__(self, depth: dict[Priority, int], consumers: int) -> None:
+        self._depth, self._consumers = depth, consumers
+
+    def collect(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily("inferq_queue_depth", "Queued computations", labels=["priority"])
+        for priority, count in self._depth.items():
+            depth.add_metric([priority.value], count)
+        yield depth
+        yield GaugeMetricFamily(
+            "inferq_consumers_live",
+            "Consumer worker processes with a recent heartbeat",
+            value=self._consumers,
+        )
+
+
+@router.get("/metrics", response_class=Response, dependencies=[Depends(authenticate_metrics)])
+async def metrics(services: ServicesDep) -> Response:
+    """Prometheus metrics of every API and consumer process on this host."""
+    depth = await services.store.queue_depth()
+    consumers = await services.store.live_consumers()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(_Snapshot(depth, consumers))
+    # Reading the per-process files is disk I/O: keep it off the event loop.
+    body = await asyncio.to_thread(generate_latest, registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,58 @@
+"""Request and response bodies beyond the job record itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from core.jobs import Priority
+
+
+class JobRequest(BaseModel):
+    model: str | None = Field(None, description="model name; the configured default if omitted")
+    input: dict[str, Any] = Field(description="model-specific input; see GET /models")
+    priority: Priority = Priority.NORMAL
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="refuse now if the job cannot start within this many seconds; "
+        "expire it if it has not started by then",
+    )
+
+
+class PredictRequest(BaseModel):
+    model: str | None = Field(None, description="model name; the configured default if omitted")
+    input: dict[str, Any] = Field(description="model-specific input; see GET /models")
+
+
+class Prediction(BaseModel):
+    model: str
+    model_version: str
+    result: Any
+    cached: bool
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    fields: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    batchable: bool
+    deterministic: bool
+    input_schema: dict[str, Any]
+
+
+class Readiness(BaseModel):
+    status: str
+    consumers: int | None = None
+    reason: str | None = None

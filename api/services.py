@@ -1,0 +1,76 @@
+"""Per-process services the routes depend on, built in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from cachetools import LRUCache
+from fastapi import Depends, Request
+from redis.asyncio import BlockingConnectionPool, Redis
+
+from api.direct import DirectPool
+from api.jobstore import JobStore
+from api.notifications import CompletionHub
+from config import Settings
+from core.keys import RedisKeys
+from core.models import ModelRegistry
+from worker.app import make_huey
+from worker.models import configured_models
+
+
+@dataclass
+class Services:
+    settings: Settings
+    keys: RedisKeys
+    redis: Redis
+    models: ModelRegistry
+    store: JobStore
+    hub: CompletionHub
+    results: LRUCache[str, str]
+    direct: DirectPool
+
+    async def aclose(self) -> None:
+        self.direct.close()
+        await self.hub.stop()
+        await self.redis.aclose()
+
+
+def build_services(settings: Settings) -> Services:
+    keys = RedisKeys(settings.namespace)
+    # A bounded pool: requests queue for a connection instead of opening one each,
+    # so thousands of waiting clients share a handful of connections.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+        socket_connect_timeout=settings.redis_timeout_s,
+        client_name="inferq-api",
+    )
+    redis = Redis(connection_pool=pool)
+    # The subscription blocks on reads, so it gets its own connection without a read timeout.
+    hub_redis = Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=settings.redis_timeout_s,
+        health_check_interval=15,
+        client_name="inferq-api-hub",
+    )
+    return Services(
+        settings=settings,
+        keys=keys,
+        redis=redis,
+        models=configured_models(settings),
+        store=JobStore(redis, keys, make_huey(settings).storage.queue_key, settings),
+        hub=CompletionHub(hub_redis, keys.done_channel),
+        results=LRUCache(maxsize=max(settings.local_cache_size, 1)),
+        direct=DirectPool(settings),
+    )
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

@@ -1,0 +1,106 @@
+"""Holding a request open until its job finishes, its deadline passes, or the client leaves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from starlette.requests import Request
+
+from api.jobstore import PreparedJob
+from api.notifications import Watch
+from api.services import Services
+from api.submission import create_job, deadline_at, read_job, remember
+from core.errors import JobNotCancelableError
+from core.jobs import JobRecord, JobStatus
+from worker.metrics import JOBS_FINISHED
+
+log = logging.getLogger(__name__)
+
+
+async def submit_and_wait(
+    services: Services, job: PreparedJob, wait_s: float, request: Request
+) -> JobRecord:
+    """Submit, then wait up to `wait_s` for the job to finish."""
+    # Watch before submitting: the completion cannot slip between submit and wait.
+    with services.hub.watch(job.id) as watch:
+        record = await create_job(services, job)
+        if record.status.is_terminal:
+            return record
+        expires = time.time() + job.deadline_s if job.deadline_s else None
+        return await _wait(services, job.id, job.owner, watch, wait_s, expires, request)
+
+
+async def wait_for_job(
+    services: Services, job_id: str, owner: str, wait_s: float, request: Request
+) -> JobRecord:
+    """The job once it finishes, or as it stands after `wait_s` seconds."""
+    with services.hub.watch(job_id) as watch:
+        record, raw = await read_job(services, job_id, owner)
+        if record.status.is_terminal:
+            return record
+        return await _wait(services, job_id, owner, watch, wait_s, deadline_at(raw), request)
+
+
+async def _wait(
+    services: Services,
+    job_id: str,
+    owner: str,
+    watch: Watch,
+    wait_s: float,
+    expires: float | None,
+    request: Request,
+) -> JobRecord:
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + wait_s
+    watcher = (
+        asyncio.ensure_future(_note_disconnect(request, watch))
+        if services.settings.cancel_on_disconnect
+        else None
+    )
+    try:
+        while True:
+            limit = (
+                give_up if expires is None else min(give_up, loop.time() + expires - time.time())
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, limit - loop.time())):
+                    await watch.event.wait()
+            if watch.disconnected:
+                await _cancel_for_departed_client(services, job_id, owner)
+            record = await _current(services, job_id, owner, watch)
+            if record.status.is_terminal or watch.disconnected or loop.time() >= give_up:
+                return record
+            if record.status == JobStatus.RUNNING:
+                expires = None  # a started job is past its deadline's reach
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+
+
+async def _current(services: Services, job_id: str, owner: str, watch: Watch) -> JobRecord:
+    """The record the completion carried, else a fresh read (which expires it if due)."""
+    fields = watch.take_record()
+    if fields is None:
+        record, _ = await read_job(services, job_id, owner)
+        return record
+    if fields.get("status") == "succeeded" and fields.get("cache_key"):
+        remember(services, fields["cache_key"], fields.get("result"))
+    return JobRecord.from_hash(fields)
+
+
+async def _note_disconnect(request: Request, watch: Watch) -> None:
+    # The body is already read, so the next ASGI message is the disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    watch.disconnected = True
+    watch.event.set()
+
+
+async def _cancel_for_departed_client(services: Services, job_id: str, owner: str) -> None:
+    with contextlib.suppress(JobNotCancelableError):
+        record = await services.store.cancel(job_id, owner)
+        JOBS_FINISHED.labels(record.model, record.priority.value, "canceled").inc()
+        log.info("job %s canceled: its waiting client disconnected", job_id)
