@@ -1,0 +1,5 @@
+import sys
+
+from loadtest.runner import main
+
+sys.exit(main())
