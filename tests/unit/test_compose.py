@@ -1,0 +1,55 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check it statically."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from scripts.stack import ROOT
+
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
+
+
+def test_compose_matches_the_compose_spec_schema() -> None:
+    checker = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    assert checker, "check-jsonschema is a dev dependency"
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cross_references_resolve() -> None:
+    compose = _compose()
+    services, volumes = compose["services"], set(compose.get("volumes", {}))
+    for name, service in services.items():
+        for target in service.get("depends_on", {}):
+            assert target in services, f"{name} depends on unknown {target}"
+        for mount in service.get("volumes", []):
+            source = mount.split(":")[0]
+            assert source in volumes or source.startswith((".", "/")), f"{name}: {source}"
+    assert (ROOT / services["api"]["build"]).joinpath("Dockerfile").exists()
+
+
+def test_services_follow_the_operational_contract() -> None:
+    services = _compose()["services"]
+    assert {"redis", "api", "worker", "locust"} <= set(services)
+    worker = services["worker"]
+    assert worker["command"][:2] == ["huey_consumer", "worker.huey"]
+    assert worker["stop_signal"] == "SIGINT" and worker["stop_grace_period"]
+    assert "ports" not in worker and "container_name" not in worker  # --scale worker=N works
+    assert services["locust"]["profiles"] == ["loadtest"]
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "noeviction" in redis_cmd
+    assert "healthcheck" in services["redis"]
+    assert services["api"]["command"][:2] == ["uvicorn", "api.main:app"]

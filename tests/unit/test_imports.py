@@ -1,0 +1,36 @@
+"""The API and the worker module stay cheap to import: no ML library, no model loaded."""
+
+import subprocess
+import sys
+
+from scripts.stack import ROOT
+
+HEAVY = ("sklearn", "numpy", "scipy")
+
+
+def _modules_after_import(module: str) -> set[str]:
+    code = f"import sys, {module}; print(' '.join(sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.split())
+
+
+def test_importing_the_api_does_not_import_scikit_learn() -> None:
+    assert not _modules_after_import("api.main") & set(HEAVY)
+
+
+def test_importing_the_worker_does_not_import_scikit_learn() -> None:
+    assert not _modules_after_import("worker") & set(HEAVY)
+
+
+def test_task_names_are_pinned_wire_format() -> None:
+    from worker import huey
+
+    assert set(huey._registry._registry) == {"inferq.run_computation"}
+
+
+def test_core_imports_nothing_from_the_outer_layers() -> None:
+    sources = "\n".join(p.read_text() for p in (ROOT / "core").rglob("*.py"))
+    for layer in ("api", "worker", "config"):
+        assert f"from {layer}" not in sources and f"import {layer}" not in sources

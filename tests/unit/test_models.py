@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core.errors import ModelLoadError, UnknownModelError
+from core.models import Model, ModelRegistry, import_model
+from core.models.burn import BurnInput, BurnModel, calibrated_iterations_per_ms
+from core.models.echo import EchoModel
+from core.models.iris import IrisInput, IrisModel
+
+
+def test_builtin_models_implement_the_protocol() -> None:
+    names = {model.name for model in ModelRegistry.from_paths([])}
+    assert names == {"iris", "burn", "echo"}
+    assert all(isinstance(model, Model) for model in ModelRegistry.from_paths([]))
+
+
+def test_user_models_load_by_import_path() -> None:
+    registry = ModelRegistry.from_paths(["tests.support.models:CountingModel"])
+    assert registry.get("counting").version == "1"
+
+
+@pytest.mark.parametrize(
+    "path", ["nope.module:Model", "core.models.echo:Nope", "core.cache:canonical_json"]
+)
+def test_bad_model_paths_are_refused(path: str) -> None:
+    with pytest.raises(ModelLoadError):
+        import_model(path)
+
+
+def test_unknown_model_error_names_model_and_known_ones() -> None:
+    with pytest.raises(UnknownModelError, match=r"'x'.*burn, echo, iris"):
+        ModelRegistry.from_paths([]).get("x")
+
+
+def test_burn_is_deterministic_and_scales_its_work() -> None:
+    model = BurnModel(iterations_per_ms=100)
+    model.load()  # an explicit count skips calibration
+    one, again, longer = model.predict(
+        [
+            BurnInput(text="a", work_ms=2),
+            BurnInput(text="a", work_ms=2),
+            BurnInput(text="a", work_ms=4),
+        ]
+    )
+    assert one == again and one["iterations"] == 200 and longer["iterations"] == 400
+    assert one["digest"] != longer["digest"]
+
+
+def test_burn_calibration_is_measured_once_and_kept(tmp_path: Path) -> None:
+    cache = tmp_path / "burn.json"
+    first = calibrated_iterations_per_ms(cache)
+    assert first > 0 and cache.exists()
+    cache.write_text(cache.read_text().replace(str(first), str(first + 1)))
+    assert calibrated_iterations_per_ms(cache) == first + 1
+
+
+def test_burn_rejects_negative_work() -> None:
+    with pytest.raises(ValidationError):
+        BurnInput(text="a", work_ms=-1)
+
+
+def test_echo_returns_its_input() -> None:
+    model = EchoModel()
+    item = model.input_schema.model_validate({"a": [1, {"b": None}]})
+    assert model.predict([item]) == [{"a": [1, {"b": None}]}]
+
+
+def test_iris_classifies_the_three_species() -> None:
+    model = IrisModel()
+    model.load()
+    rows = [(5.1, 3.5, 1.4, 0.2), (6.0, 2.9, 4.5, 1.5), (7.7, 3.0, 6.1, 2.3)]
+    inputs = [
+        IrisInput(sepal_length=a, sepal_width=b, petal_length=c, petal_width=d)
+        for a, b, c, d in rows
+    ]
+    outputs = model.predict(inputs)
+    assert [o["class"] for o in outputs] == ["setosa", "versicolor", "virginica"]
+    assert all(abs(sum(o["probabilities"].values()) - 1) < 1e-4 for o in outputs)
