@@ -1,0 +1,16 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml ./
+COPY api ./api
+COPY worker ./worker
+COPY core ./core
+COPY config ./config
+RUN pip install . && mkdir -p logs metrics && useradd --create-home inferq && chown inferq logs metrics
+COPY loadtest ./loadtest
+USER inferq
+
+EXPOSE 8000
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]
