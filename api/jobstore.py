@@ -85,6 +85,7 @@ class JobStore:
                 self._queue_key,
                 self._keys.heartbeats,
                 self._keys.stats,
+                self._keys.queue_tokens,
             ],
             args=[
                 *self._identity(job, created),

@@ -54,6 +54,16 @@ class RedisKeys:
         return f"{self.namespace}:stats"
 
     @property
+    def queue_tokens(self) -> str:
+        """List with one token per queued message: consumers block on it, not on the queue."""
+        return f"{self.namespace}:queue-tokens"
+
+    @property
+    def claims(self) -> str:
+        """Hash: consumer thread -> the message it popped and has not yet started."""
+        return f"{self.namespace}:claims"
+
+    @property
     def huey_name(self) -> str:
         """huey's queue name; huey keeps only [A-Za-z0-9_] of it."""
         return f"{self.namespace}_jobs"

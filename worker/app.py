@@ -3,16 +3,65 @@
 from __future__ import annotations
 
 import logging
+import struct
+import time
 from typing import Any
 
 from huey import PriorityRedisHuey
 from huey.serializer import SignedSerializer
+from huey.storage import PriorityRedisStorage
 from redis import ConnectionPool
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Settings, get_settings
 from core.keys import RedisKeys
+from worker import scripts
+from worker.identity import claim_field, worker_identity
 
 log = logging.getLogger(__name__)
+
+
+class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
+    """huey's sorted-set priority queue, with a dequeue that cannot lose a message.
+
+    huey pops with BZPOPMIN: a consumer killed between that pop and the job's START
+    script takes the message with it. Here the pop and a claim naming the popping
+    thread are one Lua script (`scripts.CLAIM`), and START turns the claim into a lease,
+    so the reaper can put back the message of a consumer that died in between. Lua
+    cannot block, so consumers block on a token list instead (one token per message,
+    pushed by whoever enqueues), pipelined with the claim script: one round trip.
+    """
+
+    def __init__(self, *args: Any, namespace: str = "inferq", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keys = RedisKeys(namespace)
+        self._claim = self.conn.register_script(scripts.CLAIM)
+
+    def enqueue(self, data: bytes, priority: int | None = None) -> None:
+        member = struct.pack(">Q", time.time_ns() // 1000) + data
+        pipe = self.conn.pipeline(transaction=True)
+        pipe.zadd(self.queue_key, {member: -(priority or 0)})
+        pipe.rpush(self.keys.queue_tokens, "1")
+        pipe.execute()
+
+    def dequeue(self) -> bytes | None:
+        pipe = self.conn.pipeline(transaction=False)
+        if self.blocking:
+            pipe.blpop([self.keys.queue_tokens], timeout=self.read_timeout)
+        self._claim(
+            keys=[self.queue_key, self.keys.queue_tokens, self.keys.claims],
+            args=[claim_field(), worker_identity(), f"{time.time():.6f}"],
+            client=pipe,
+        )
+        try:
+            message = pipe.execute()[-1]
+        except RedisTimeoutError:
+            return None
+        return bytes(message[8:]) if message else None
+
+    def release_claim(self) -> None:
+        """Forget this thread's claim: its message will not run (say, a forgery)."""
+        self.conn.hdel(self.keys.claims, claim_field())
 
 
 class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
@@ -33,6 +82,8 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
             return False
         return bool(super().delete(key))
 
+    storage_class = InferqStorage
+
     def deserialize_task(self, data: bytes) -> Any:
         # Messages are HMAC-signed with the queue secret: anything else was not
         # written by inferq (a forgery, or another deployment's secret). Drop it,
@@ -41,6 +92,7 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
             return super().deserialize_task(data)
         except ValueError as exc:
             log.error("rejected a queue message without a valid signature: %s", exc)
+            self.storage.release_claim()
             return None
 
     def create_consumer(self, **options: Any) -> Any:
@@ -64,6 +116,7 @@ def make_huey(settings: Settings) -> InferqHuey:
         RedisKeys(settings.namespace).huey_name,
         results=False,
         connection_pool=pool,
+        namespace=settings.namespace,
         serializer=SignedSerializer(secret=settings.queue_secret.get_secret_value(), salt="inferq"),
     )
     huey.max_delay_s = settings.consumer_max_delay_s

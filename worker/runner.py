@@ -19,6 +19,7 @@ from core.jobs import DEADLINE_EXCEEDED, JobError, JobStatus, now_ts
 from core.keys import RedisKeys
 from core.models import ModelRegistry
 from worker import metrics, scripts
+from worker.identity import claim_field
 from worker.payload import ComputationPayload
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class ComputationRunner:
                     self.keys.done_channel,
                     self.keys.leases,
                     self.keys.lease(computation),
+                    self.keys.claims,
                 ],
                 args=[
                     self.keys.job_prefix,
@@ -78,6 +80,7 @@ class ComputationRunner:
                     EXPIRED_ERROR,
                     score,
                     message,
+                    claim_field(),
                 ],
             )
         )
@@ -109,14 +112,20 @@ class ComputationRunner:
         log.warning("interrupted: re-enqueued jobs %s, failed %s", requeued, failed)
 
     def reap(self) -> None:
-        """Re-enqueue the computations of workers whose heartbeat has gone stale."""
+        """Re-enqueue the work of workers whose heartbeat has gone stale."""
         requeued, failed = self._reap_leases(only="")
         if requeued or failed:
             log.warning("worker lost: re-enqueued jobs %s, failed %s", requeued, failed)
 
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
-        requeued, failed = self._reap(
-            keys=[self.keys.leases, self.keys.heartbeats, self._queue_key],
+        requeued, failed, restored = self._reap(
+            keys=[
+                self.keys.leases,
+                self.keys.heartbeats,
+                self._queue_key,
+                self.keys.claims,
+                self.keys.queue_tokens,
+            ],
             args=[
                 self.keys.job_prefix,
                 self.keys.lease(""),
@@ -128,6 +137,8 @@ class ComputationRunner:
                 only,
             ],
         )
+        if restored:
+            log.warning("worker lost: put back %d message(s) it had popped", restored)
         return [_text(i) for i in requeued], [_text(i) for i in failed]
 
     def _predict(self, payload: ComputationPayload) -> Outcome:

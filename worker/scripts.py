@@ -7,7 +7,8 @@ Job hashes carry internal fields besides the public ones: `cache_key`,
 `worker` and `deadline_at` (epoch seconds).
 """
 
-# KEYS: job, computation, shared result ('-' if none), huey queue, heartbeats, stats.
+# KEYS: job, computation, shared result ('-' if none), huey queue, heartbeats, stats,
+#       queue tokens.
 # ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 huey message,
 #       8 queue score, 9 cacheable, 10 cache key, 11 max depth ahead, 12 deadline_at
 #       ('' for none), 13 deadline seconds, 14 heartbeat ttl, 15 owner ('' when open).
@@ -57,7 +58,27 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 create('queued', {})
 redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
+redis.call('RPUSH', KEYS[7], '1')
 return {'enqueued'}
+"""
+
+# A consumer's dequeue: pop the first message and, in the same step, record it as
+# claimed by the popping thread, so a consumer that dies before START (which turns the
+# claim into a lease) does not take the message with it: REAP puts it back.
+# Consumers block on the token list (one token per message), not on the queue: Lua
+# cannot block, so a consumer pipelines BLPOP tokens + this script in one round trip.
+# KEYS: huey queue, queue tokens, claims.  ARGV: claim field, heartbeat id, now.
+# Returns the message (with huey's 8-byte prefix) or false when the queue is empty.
+CLAIM = """
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then
+  redis.call('DEL', KEYS[2])  -- no message left, so every token is stale
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  return false
+end
+redis.call('HSET', KEYS[3], ARGV[1],
+  ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. popped[2] .. '\\n' .. popped[1])
+return popped[1]
 """
 
 # KEYS: job.  ARGV: id, model, version, priority, now, job ttl, result, cache key, owner.
@@ -91,12 +112,13 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: computation, done channel, lease index, lease.
+# KEYS: computation, done channel, lease index, lease, claims.
 # ARGV: job key prefix, worker id, now, leader id, expired-error json, queue score,
-#   queue message (to re-enqueue the computation if this worker is lost).
+#   queue message (to re-enqueue the computation if this worker is lost), claim field.
 # Returns {started, expired}: flat lists of id, priority, created_at per job.
 # An empty `started` means skip the model run; otherwise the worker holds a lease.
 START = """
+redis.call('HDEL', KEYS[5], ARGV[8])  -- the claim becomes a lease (or nothing to run)
 local ids = redis.call('LRANGE', KEYS[1], 0, -1)
 if #ids == 0 then
   ids = {ARGV[4]}
@@ -168,11 +190,12 @@ return settled
 
 # Re-enqueue computations whose worker is gone. Safe to run from many consumers at
 # once: each lease is examined and removed atomically.
-# KEYS: lease index, heartbeats, huey queue.
+# A sweep also puts back the messages that lost consumers had claimed but not started.
+# KEYS: lease index, heartbeats, huey queue, claims, queue tokens.
 # ARGV: 1 job key prefix, 2 lease key prefix, 3 now, 4 heartbeat ttl, 5 max attempts,
 #       6 done channel, 7 worker-lost error json, 8 one computation key to release
 #       regardless of heartbeats ('' for a sweep).
-# Returns {requeued job ids, failed job ids}.
+# Returns {requeued job ids, failed job ids, number of claimed messages put back}.
 REAP = """
 local computations = redis.call('SMEMBERS', KEYS[1])
 if ARGV[8] ~= '' then computations = {ARGV[8]} end
@@ -198,6 +221,7 @@ for _, computation in ipairs(computations) do
     end
     if again and message then
       redis.call('ZADD', KEYS[3], score, message)
+      redis.call('RPUSH', KEYS[5], '1')
     elseif not again then
       redis.call('DEL', computation)
     end
@@ -205,6 +229,26 @@ for _, computation in ipairs(computations) do
     redis.call('DEL', lease)
   end
 end
+local restored = 0
+if ARGV[8] == '' then
+  local claims = redis.call('HGETALL', KEYS[4])
+  for i = 1, #claims, 2 do
+    local value = claims[i + 1]
+    local a = string.find(value, '\\n', 1, true)
+    local b = string.find(value, '\\n', a + 1, true)
+    local c = string.find(value, '\\n', b + 1, true)
+    local seen = redis.call('ZSCORE', KEYS[2], string.sub(value, 1, a - 1))
+    local claimed_at = tonumber(string.sub(value, a + 1, b - 1))
+    -- A claim is normally replaced by a lease within a millisecond; one older than a
+    -- heartbeat ttl whose consumer is not beating was lost with its consumer.
+    if claimed_at < cutoff and (not seen or tonumber(seen) < cutoff) then
+      redis.call('ZADD', KEYS[3], string.sub(value, b + 1, c - 1), string.sub(value, c + 1))
+      redis.call('RPUSH', KEYS[5], '1')
+      redis.call('HDEL', KEYS[4], claims[i])
+      restored = restored + 1
+    end
+  end
+end
 if #failed > 0 then redis.call('PUBLISH', ARGV[6], table.concat(failed, ',')) end
-return {requeued, failed}
+return {requeued, failed, restored}
 """

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -15,6 +13,7 @@ from config.logging import configure_logging
 from worker import metrics
 from worker.app import huey, keys, settings
 from worker.heartbeat import Heartbeat
+from worker.identity import worker_identity
 from worker.models import configured_models
 from worker.payload import ComputationPayload
 from worker.runner import ComputationRunner
@@ -29,7 +28,7 @@ def load_models() -> None:
     """Runs once in every consumer worker: load models, then start heartbeating."""
     global _runner, _heartbeat
     configure_logging(settings, "worker")
-    worker_id = f"{socket.gethostname()}:{os.getpid()}"
+    worker_id = worker_identity()
     models = configured_models(settings)
     models.load_all()
     _runner = ComputationRunner(

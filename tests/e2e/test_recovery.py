@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -105,3 +107,37 @@ def test_a_job_that_keeps_losing_its_worker_fails_worker_lost(
             final = client.get(f"/jobs/{job['id']}?wait=true&timeout=30").json()
     assert final["status"] == "failed"
     assert final["error"]["code"] == "worker_lost" and final["attempts"] == 1
+
+
+# A consumer worker process that pops one message with inferq's own dequeue and dies
+# before it can start the job: the narrowest window in which a job could be lost.
+_POP_AND_DIE = """
+import os, signal
+from worker.app import huey
+assert huey.storage.dequeue() is not None
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_consumer_killed_between_pop_and_start_loses_no_job(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    with running_stack(redis_server, workdir, consumer_workers=0, **FAST_RECOVERY) as live:
+        redis = live.redis.client()
+        with live.client() as client:
+            keys = [unique("popped") for _ in range(3)]
+            ids = [
+                client.post("/jobs", json={"model": "counting", "input": {"key": k}}).json()["id"]
+                for k in keys
+            ]
+            doomed = subprocess.run(
+                [sys.executable, "-c", _POP_AND_DIE], env=live.env, cwd=live.workdir, check=False
+            )
+            assert doomed.returncode == -signal.SIGKILL
+            queue = f"huey.redis.{live.namespace}_jobs"
+            assert redis.zcard(queue) == 2 and redis.hlen(f"{live.namespace}:claims") == 1
+            live.start_consumer(2)
+            jobs = _all_succeeded_once(client, ids)
+    assert sorted(live.runs()) == sorted(keys)  # the popped job ran, and nothing ran twice
+    assert all(j["attempts"] == 1 for j in jobs)  # it never started before, so no retry

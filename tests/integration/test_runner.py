@@ -115,3 +115,11 @@ def test_heartbeat_records_and_removes_the_worker(settings: Settings) -> None:
     assert client.zscore(key, "host:1") != first  # it keeps beating
     beat.stop()
     assert client.zscore(key, "host:1") is None
+
+
+def test_every_lua_script_compiles(redis_server: RedisServer) -> None:
+    client = redis_server.client()
+    sources = {name: value for name, value in vars(worker.scripts).items() if name.isupper()}
+    assert {"SUBMIT", "CLAIM", "START", "FINISH", "REAP"} <= set(sources)
+    for name, source in sources.items():
+        assert client.script_load(source), name
