@@ -13,6 +13,7 @@ from api.metrics import DIRECT_IN_FLIGHT, DIRECT_SHED, DIRECT_WAITING
 from config import Settings
 from core.errors import DirectPathBusyError, ModelError
 from worker import inline
+from worker.metrics import JOBS_REJECTED
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class DirectPool:
         """The model's output as JSON; DirectPathBusyError when shedding refuses it."""
         if self._settings.direct_shedding and self._pending >= self._settings.direct_max_pending:
             DIRECT_SHED.labels(model).inc()
+            # /predict has no priority; "normal" is what its PreparedJob carries.
+            JOBS_REJECTED.labels(model, "normal", "shed").inc()
             raise DirectPathBusyError(
                 f"{self._pending} predictions are running or waiting "
                 f"(limit {self._settings.direct_max_pending})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -50,10 +51,26 @@ def _known_sequence(live: Stack, client: httpx.Client) -> list[str]:
     return queued
 
 
+def _shed_some(client: httpx.Client, requests: int = 3) -> int:
+    """Concurrent slow /predicts past a bound of 1 per API process: the 503s they got.
+
+    With two API processes, three requests put at least two in one process.
+    """
+
+    def predict(_: int) -> int:
+        body = {"model": "counting", "input": {"key": unique(), "sleep_ms": 800}}
+        return client.post("/predict", json=body).status_code
+
+    with ThreadPoolExecutor(requests) as pool:
+        statuses = list(pool.map(predict, range(requests)))
+    assert set(statuses) <= {200, 503}
+    return statuses.count(503)
+
+
 def test_metrics_count_a_known_sequence_across_two_api_workers(
     redis_server: RedisServer, workdir: Path
 ) -> None:
-    env = {"INFERQ_QUEUE_MAX_DEPTH": "2"}
+    env = {"INFERQ_QUEUE_MAX_DEPTH": "2", "INFERQ_DIRECT_MAX_PENDING": "1"}
     with running_stack(redis_server, workdir, consumer_workers=0, **env) as live:
         live.stop()  # restart the API with two uvicorn workers sharing the metrics directory
         live.start_api(workers=2)
@@ -61,6 +78,7 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
         live.wait_ready()
         with live.client() as client:
             queued = _known_sequence(live, client)
+            shed = _shed_some(client)
             client.get(f"/jobs/{queued[1]}?wait=true")
 
             def counted() -> bool:
@@ -93,6 +111,9 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
     assert value(s, "inferq_jobs_enqueued_total", model="counting", **job) == 3
     assert value(s, "inferq_jobs_finished_total", model="counting", status="canceled", **job) == 1
     assert value(s, "inferq_jobs_rejected_total", model="counting", reason="queue_full", **job) == 1
+    assert shed >= 1
+    assert value(s, "inferq_jobs_rejected_total", model="counting", reason="shed", **job) == shed
+    assert value(s, "inferq_direct_shed_total", model="counting") == shed
     hits = value(s, "inferq_cache_hits_total", tier="local") + value(
         s, "inferq_cache_hits_total", tier="shared"
     )
@@ -101,7 +122,8 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
     assert value(s, "inferq_http_requests_total", route="/jobs", method="POST", status="202") == 3
     assert value(s, "inferq_http_requests_total", route="/jobs", method="POST", status="503") == 1
     assert (
-        value(s, "inferq_http_requests_total", route="/predict", method="POST", status="200") == 1
+        value(s, "inferq_http_requests_total", route="/predict", method="POST", status="200")
+        == 4 - shed
     )
     assert value(s, "inferq_http_request_duration_seconds_count", route="/jobs") == 9
     assert value(s, "inferq_job_run_seconds_count", model="echo") == 3
