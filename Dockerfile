@@ -8,8 +8,9 @@ COPY api ./api
 COPY worker ./worker
 COPY core ./core
 COPY config ./config
-RUN pip install . && mkdir -p logs metrics && useradd --create-home inferq && chown inferq logs metrics
 COPY loadtest ./loadtest
+COPY scripts ./scripts
+RUN pip install . && mkdir -p logs metrics && useradd --create-home inferq && chown inferq logs metrics
 USER inferq
 
 EXPOSE 8000

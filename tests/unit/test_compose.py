@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,13 @@ def test_services_follow_the_operational_contract() -> None:
     assert "--appendonly yes" in redis_cmd and "noeviction" in redis_cmd
     assert "healthcheck" in services["redis"]
     assert services["api"]["command"][:2] == ["uvicorn", "api.main:app"]
+
+
+def test_dockerfile_copies_every_package_before_installing() -> None:
+    """`pip install .` fails on a package pyproject names but the image has not copied yet."""
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    install = next(i for i, line in enumerate(lines) if "pip install ." in line)
+    copied = {line.split()[1] for line in lines[:install] if line.startswith("COPY ")}
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["packages"]}
+    assert packages <= copied, f"copied after (or never before) pip install: {packages - copied}"
