@@ -80,9 +80,10 @@ def configure_logging(settings: Settings, kind: Literal["api", "worker"]) -> Non
             },
             "root": {"level": settings.log_level, "handlers": handlers},
             "loggers": {
-                name: {"handlers": handlers, "propagate": False}
-                # uvicorn.access is left as uvicorn set it (`--no-access-log` stays off).
-                for name in ("uvicorn", "uvicorn.error", "huey")
+                # uvicorn and huey set INFO on their own loggers (huey: a line before and
+                # after every task); INFERQ_LOG_LEVEL governs them too.
+                name: {"handlers": handlers, "propagate": False, "level": settings.log_level}
+                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "huey")
             },
         }
     )
