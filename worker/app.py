@@ -35,7 +35,6 @@ class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
     def __init__(self, *args: Any, namespace: str = "inferq", **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.keys = RedisKeys(namespace)
-        self._claim = self.conn.register_script(scripts.CLAIM)
 
     def enqueue(self, data: bytes, priority: int | None = None) -> None:
         member = struct.pack(">Q", time.time_ns() // 1000) + data
@@ -48,10 +47,17 @@ class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
         pipe = self.conn.pipeline(transaction=False)
         if self.blocking:
             pipe.blpop([self.keys.queue_tokens], timeout=self.read_timeout)
-        self._claim(
-            keys=[self.queue_key, self.keys.queue_tokens, self.keys.claims],
-            args=[claim_field(), worker_identity(), f"{time.time():.6f}"],
-            client=pipe,
+        # EVAL, not a registered Script: redis-py sends SCRIPT EXISTS ahead of any
+        # pipeline holding a Script, a round trip per dequeue (seen in py-spy).
+        pipe.eval(
+            scripts.CLAIM,
+            3,
+            self.queue_key,
+            self.keys.queue_tokens,
+            self.keys.claims,
+            claim_field(),
+            worker_identity(),
+            f"{time.time():.6f}",
         )
         try:
             message = pipe.execute()[-1]
