@@ -1,5 +1,6 @@
 """docker-compose.yml cannot run here (no Docker engine), so check it statically."""
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,14 @@ def test_cross_references_resolve() -> None:
             source = mount.split(":")[0]
             assert source in volumes or source.startswith((".", "/")), f"{name}: {source}"
     assert (ROOT / services["api"]["build"]).joinpath("Dockerfile").exists()
+
+
+def test_locust_services_name_user_classes_the_locustfile_has() -> None:
+    tree = ast.parse((ROOT / "loadtest" / "locustfile.py").read_text())
+    classes = {node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
+    for name in ("locust-master", "locust"):
+        named = [arg for arg in _compose()["services"][name]["command"] if arg.endswith("User")]
+        assert named and set(named) <= classes, f"{name}: {named}"
 
 
 def test_services_follow_the_operational_contract() -> None:
