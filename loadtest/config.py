@@ -30,6 +30,9 @@ class LoadConfig:
     work_ms: int = 20
     work_sigma: float = 0.5
     record: str = "requests.csv"
+    # Closed-loop users wait out a 503's Retry-After before their next request, as a
+    # well-behaved client does; False makes them retry at once (a retry storm).
+    honor_retry_after: bool = True
 
     @property
     def levels(self) -> list[float]:
@@ -63,4 +66,5 @@ class LoadConfig:
             work_ms=int(get("INFERQ_LT_WORK_MS", base.work_ms)),
             work_sigma=float(get("INFERQ_LT_WORK_SIGMA", base.work_sigma)),
             record=get("INFERQ_LT_RECORD", base.record),
+            honor_retry_after=get("INFERQ_LT_HONOR_RETRY_AFTER", "True") == "True",
         )

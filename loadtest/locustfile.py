@@ -28,6 +28,7 @@ from loadtest.outcomes import Outcome, classify
 
 cfg = LoadConfig.from_env()
 POLL_INTERVAL_S = 0.05
+MAX_BACKOFF_S = 10.0
 _user_ids = itertools.count()
 _records: list[tuple[float, int, str, Outcome, float]] = []
 _started = {"at": time.time()}
@@ -71,7 +72,7 @@ def direct(user: InferqUser) -> None:
     body.pop("priority", None)
     with user.client.post("/predict", json=body, name="direct", catch_response=True) as r:
         outcome = classify(r.status_code, None, _error(r))
-        _settle(r, outcome)
+        _settle(r, outcome, user)
     _record("direct", outcome, began_wall, began)
 
 
@@ -85,7 +86,7 @@ def queued_wait(user: InferqUser) -> None:
         outcome = classify(
             r.status_code, _job_status(r) if r.status_code == 200 else None, _error(r)
         )
-        _settle(r, outcome)
+        _settle(r, outcome, user)
     _record("queued-wait", outcome, began_wall, began)
 
 
@@ -97,7 +98,7 @@ def queued_poll(user: InferqUser) -> None:
     ) as r:
         submitted = r.status_code == 202
         outcome = "ok" if submitted else classify(r.status_code, _job_status(r), _error(r))
-        _settle(r, outcome)
+        _settle(r, outcome, user)
         job_id = r.json()["id"] if submitted else None
     while job_id is not None:
         if time.perf_counter() >= deadline:
@@ -132,11 +133,23 @@ def _error(response: Any) -> BaseException | None:
     return error
 
 
-def _settle(response: Any, outcome: Outcome) -> None:
+def _settle(response: Any, outcome: Outcome, user: InferqUser | None = None) -> None:
     if outcome == "ok":
         response.success()
     else:
         response.failure(outcome)
+    if user is not None and outcome == "refused" and cfg.honor_retry_after:
+        user.backoff_s = retry_after_s(response.headers.get("Retry-After"))
+
+
+def retry_after_s(header: str | None) -> float:
+    """Seconds to wait after a 503: its Retry-After (delta-seconds), 1 s if absent or
+    unreadable, at most MAX_BACKOFF_S."""
+    try:
+        seconds = float(header) if header is not None else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), MAX_BACKOFF_S)
 
 
 class InferqUser(FastHttpUser):
@@ -144,7 +157,13 @@ class InferqUser(FastHttpUser):
     network_timeout = cfg.timeout_s
     connection_timeout = cfg.timeout_s
     concurrency = 1000  # open-loop users share one client among many requests in flight
-    wait_time = constant(0)
+    backoff_s = 0.0  # set after a refusal (cfg.honor_retry_after)
+
+    def wait_time(self) -> float:
+        """Closed loop: the next request follows the answer at once, or after the
+        Retry-After of a 503, as a well-behaved client would."""
+        backoff, self.backoff_s = self.backoff_s, 0.0
+        return backoff
 
     def on_start(self) -> None:
         user_id = next(_user_ids)
@@ -177,6 +196,7 @@ class _Arrivals(InferqUser):
 
     abstract = True
     scenario: Callable[[InferqUser], None]
+    wait_time = constant(0)  # arrivals keep their rate; they never back off
 
     @task
     def arrive(self) -> None:

@@ -94,6 +94,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cached-share", type=float, default=0.0, help="share of repeated inputs")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
+        "--no-retry-after",
+        action="store_true",
+        help="closed-loop users retry a 503 at once instead of waiting its Retry-After",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=os.cpu_count() or 2,
@@ -111,6 +116,7 @@ def load_config(args: argparse.Namespace) -> LoadConfig:
         cached_share=args.cached_share,
         model=args.model,
         work_ms=args.work_ms,
+        honor_retry_after=not args.no_retry_after,
     )
     if args.quick:
         cfg.users, cfg.rates, cfg.step_s = [1, 5, 20], [10, 40, 120], 7.0

@@ -93,3 +93,29 @@ def test_open_loop_mode_sends_at_the_target_rates(tmp_path: Path) -> None:
     with (out / "queued-poll_stats.csv").open() as handle:
         names = {row["Name"] for row in csv.DictReader(handle)}
     assert "queued-poll submit-to-result" in names  # the poll path's own latency row
+
+
+def _refusals(out: Path, *flags: str) -> int:
+    users, step_s = 12, 3
+    cmd = [
+        *(sys.executable, "-m", "loadtest", "--archs", "direct-shed", "--processes", "1"),
+        *("--users", str(users), "--step-seconds", str(step_s)),
+        *("--model", "burn", "--work-ms", "100", "--out", str(out), *flags),
+    ]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with (out / "direct-shed" / "requests.csv").open() as handle:
+        outcomes = [row["outcome"] for row in csv.DictReader(handle)]
+    assert "ok" in outcomes
+    return outcomes.count("refused")
+
+
+@pytest.mark.timeout(240)
+def test_closed_loop_users_wait_out_retry_after(tmp_path: Path) -> None:
+    # 12 users against a pool of 1 that sheds past 4 pending: most are refused. Each
+    # 503 carries Retry-After >= 1 s, so a user honouring it is refused at most once
+    # per second of the 3 s step; one that retries at once is refused far more often.
+    honouring = _refusals(tmp_path / "honour")
+    storming = _refusals(tmp_path / "storm", "--no-retry-after")
+    assert 0 < honouring <= 12 * (3 + 1)
+    assert storming > 12 * (3 + 1)
