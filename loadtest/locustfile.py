@@ -112,7 +112,7 @@ def queued_poll(user: InferqUser) -> None:
                 g.success()
                 continue
             outcome = classify(g.status_code, _job_status(g), _error(g))
-            _settle(g, outcome)
+            _settle(g, outcome, user)
             break
     events.request.fire(
         request_type="JOB",
@@ -133,12 +133,12 @@ def _error(response: Any) -> BaseException | None:
     return error
 
 
-def _settle(response: Any, outcome: Outcome, user: InferqUser | None = None) -> None:
+def _settle(response: Any, outcome: Outcome, user: InferqUser) -> None:
     if outcome == "ok":
         response.success()
     else:
         response.failure(outcome)
-    if user is not None and outcome == "refused" and cfg.honor_retry_after:
+    if outcome == "refused" and cfg.honor_retry_after:
         user.backoff_s = retry_after_s(response.headers.get("Retry-After"))
 
 
