@@ -1,4 +1,9 @@
-"""The direct path: models run in this API process's own process pool, with load shedding."""
+"""The direct path: models run in this API process's own process pool, batched, with shedding.
+
+Concurrent /predict requests for one model are gathered here and sent to a pool
+process as one call, the way BentoML's runner does; the batching policy is the
+consumers' (`core.batching`).
+"""
 
 from __future__ import annotations
 
@@ -6,26 +11,55 @@ import asyncio
 import logging
 import math
 import multiprocessing
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 
 from api.metrics import DIRECT_IN_FLIGHT, DIRECT_SHED, DIRECT_WAITING
 from config import Settings
-from core.errors import DirectPathBusyError, ModelError
+from core.batching import ArrivalRate, BatchPolicy, policy_for
+from core.errors import DirectPathBusyError, InferqError, ModelError
+from core.models import ModelRegistry
 from worker import inline
-from worker.metrics import JOBS_REJECTED
+from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
 
 
-class DirectPool:
-    """Runs predictions in `direct_workers` processes; refuses past `direct_max_pending`."""
+@dataclass
+class _Request:
+    input_json: str
+    future: asyncio.Future[str]
+    arrived: float
 
-    def __init__(self, settings: Settings) -> None:
+
+@dataclass
+class _ModelLane:
+    """The requests of one model waiting for a pool process, and how they batch."""
+
+    policy: BatchPolicy
+    waiting: deque[_Request] = field(default_factory=deque)
+    pending: int = 0  # waiting plus running
+    arrivals: ArrivalRate = field(default_factory=ArrivalRate)
+    overlapping: int = 0
+    hold_until: float = 0.0
+
+
+class DirectPool:
+    """Runs batches in `direct_workers` processes; refuses past the pending bound."""
+
+    def __init__(self, settings: Settings, models: ModelRegistry) -> None:
         self._settings = settings
-        self._workers = settings.direct_workers
-        self._pending = 0
-        self._service_s = 0.0  # recent mean service time, for Retry-After
+        self._workers = self._free = settings.direct_workers
+        self._lanes = {
+            model.name: _ModelLane(
+                policy_for(model, settings.batch_max_size, settings.batch_max_wait_ms)
+            )
+            for model in models
+        }
+        self._service_s = 0.0  # recent mean time of a batch, for Retry-After
+        self._running: set[asyncio.Future[None]] = set()
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -49,46 +83,123 @@ class DirectPool:
 
     async def predict(self, model: str, input_json: str) -> str:
         """The model's output as JSON; DirectPathBusyError when shedding refuses it."""
-        if self._settings.direct_shedding and self._pending >= self._settings.direct_max_pending:
-            DIRECT_SHED.labels(model).inc()
-            # /predict has no priority; "normal" is what its PreparedJob carries.
-            JOBS_REJECTED.labels(model, "normal", "shed").inc()
-            raise DirectPathBusyError(
-                f"{self._pending} predictions are running or waiting "
-                f"(limit {self._settings.direct_max_pending})",
-                self._retry_after_s(),
-            )
-        self._pending += 1
-        self._publish_gauges()
-        began = asyncio.get_running_loop().time()
-        try:
-            return await self._run(model, input_json)
-        finally:
-            self._pending -= 1
-            self._publish_gauges()
-            elapsed = asyncio.get_running_loop().time() - began
-            self._service_s = (
-                elapsed if not self._service_s else 0.8 * self._service_s + 0.2 * elapsed
-            )
-
-    async def _run(self, model: str, input_json: str) -> str:
+        lane = self._lanes[model]
+        self._shed_if_full(model, lane)
         loop = asyncio.get_running_loop()
+        request = _Request(input_json, loop.create_future(), loop.time())
+        # Only arrivals that overlap other pending work can ever join a held batch;
+        # a lone client's never do, so it is never held.
+        lane.overlapping += any(other.pending for other in self._lanes.values())
+        lane.arrivals.update(lane.overlapping, request.arrived)
+        lane.waiting.append(request)
+        lane.pending += 1
+        self._publish_gauges()
+        self._dispatch()
         try:
-            return await loop.run_in_executor(
-                self._executor, inline.predict_json, model, input_json
+            return await request.future
+        finally:
+            lane.pending -= 1
+            self._publish_gauges()
+
+    def _shed_if_full(self, model: str, lane: _ModelLane) -> None:
+        # A pool process serves a whole batch at a time, so the bound is in batches.
+        limit = self._settings.direct_max_pending * lane.policy.target
+        if not self._settings.direct_shedding or lane.pending < limit:
+            return
+        DIRECT_SHED.labels(model).inc()
+        # /predict has no priority; "normal" is what its PreparedJob carries.
+        JOBS_REJECTED.labels(model, "normal", "shed").inc()
+        batches = lane.pending / lane.policy.target
+        retry = max(1, math.ceil(batches * self._service_s / self._workers))
+        raise DirectPathBusyError(
+            f"{lane.pending} predictions of {model} are running or waiting (limit {limit})", retry
+        )
+
+    def _dispatch(self) -> None:
+        """Send batches to free pool processes, oldest waiting request first."""
+        loop = asyncio.get_running_loop()
+        while self._free > 0:
+            ready = [(m, lane) for m, lane in self._lanes.items() if lane.waiting]
+            if not ready:
+                return
+            name, lane = min(ready, key=lambda item: item[1].waiting[0].arrived)
+            if self._should_hold(lane, len(ready) > 1, loop):
+                if len(ready) == 1:
+                    return
+                ready = [r for r in ready if r[1] is not lane]
+                name, lane = min(ready, key=lambda item: item[1].waiting[0].arrived)
+            batch = [
+                lane.waiting.popleft() for _ in range(min(lane.policy.target, len(lane.waiting)))
+            ]
+            batch = [r for r in batch if not r.future.done()]
+            if not batch:
+                continue
+            self._free -= 1
+            BATCH_FORM_WAIT.labels(name, "direct").observe(loop.time() - batch[0].arrived)
+            task = asyncio.ensure_future(self._run(name, lane, batch))
+            self._running.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._running.discard)
+
+    def _should_hold(
+        self, lane: _ModelLane, others_waiting: bool, loop: asyncio.AbstractEventLoop
+    ) -> bool:
+        """Hold a partial batch for more inputs when that pays (see BatchPolicy.wait_s)."""
+        now = loop.time()
+        if lane.hold_until:
+            if now < lane.hold_until and len(lane.waiting) < lane.policy.target:
+                return True
+            lane.hold_until = 0.0
+            return False
+        if others_waiting:
+            return False
+        wait = lane.policy.wait_s(len(lane.waiting), lane.arrivals.rate, self._free > 1)
+        if wait <= 0:
+            return False
+        lane.hold_until = now + wait
+        loop.call_later(wait, self._dispatch)
+        return True
+
+    async def _run(self, model: str, lane: _ModelLane, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
+        BATCH_SIZE.labels(model, "direct").observe(len(batch))
+        began = loop.time()
+        try:
+            outcomes = await loop.run_in_executor(
+                self._executor, inline.predict_batch, model, [r.input_json for r in batch]
             )
         except BrokenProcessPool:
             log.error("a direct-path model process died; starting a new pool")
             self._executor = self._new_executor()
-            raise DirectPathBusyError("the model process died; retry", 1) from None
+            _fail_all(batch, DirectPathBusyError("the model process died; retry", 1))
         except Exception as exc:
             log.error("model %s failed on the direct path: %r", model, exc)
-            raise ModelError(f"{type(exc).__name__}: {exc}"[:500]) from None
+            _fail_all(batch, ModelError(f"{type(exc).__name__}: {exc}"[:500]))
+        else:
+            for request, (result_json, error) in zip(batch, outcomes, strict=True):
+                if request.future.done():
+                    continue
+                if error is None:
+                    request.future.set_result(result_json)
+                else:
+                    request.future.set_exception(ModelError(error["message"], error["code"]))
+        finally:
+            elapsed = loop.time() - began
+            lane.policy.observe(len(batch), elapsed)
+            BATCH_TARGET.labels(model, "direct").set(lane.policy.target)
+            self._service_s = (
+                elapsed if not self._service_s else 0.8 * self._service_s + 0.2 * elapsed
+            )
+            self._free += 1
+            self._dispatch()
 
     def _publish_gauges(self) -> None:
-        DIRECT_IN_FLIGHT.set(min(self._pending, self._workers))
-        DIRECT_WAITING.set(max(0, self._pending - self._workers))
+        waiting = sum(len(lane.waiting) for lane in self._lanes.values())
+        pending = sum(lane.pending for lane in self._lanes.values())
+        DIRECT_IN_FLIGHT.set(pending - waiting)
+        DIRECT_WAITING.set(waiting)
 
-    def _retry_after_s(self) -> int:
-        drain_s = self._pending * self._service_s / self._workers
-        return max(1, math.ceil(drain_s))
+
+def _fail_all(batch: list[_Request], error: InferqError) -> None:
+    for request in batch:
+        if not request.future.done():
+            request.future.set_exception(error)

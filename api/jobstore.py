@@ -17,11 +17,10 @@ from core.errors import (
     OverloadedError,
     QueueFullError,
 )
-from core.jobs import DEADLINE_EXCEEDED, JobRecord, JobStatus, Priority, now_ts
+from core.jobs import BAND_WIDTH, DEADLINE_EXCEEDED, JobRecord, JobStatus, Priority, now_ts
 from core.keys import RedisKeys
 from worker import scripts
-from worker.payload import ComputationPayload
-from worker.tasks import queue_entry
+from worker.payload import Computation
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,8 @@ class Submitted:
 
 
 class JobStore:
-    def __init__(self, redis: Redis, keys: RedisKeys, queue_key: str, settings: Settings) -> None:
-        self._redis, self._keys, self._queue_key = redis, keys, queue_key
+    def __init__(self, redis: Redis, keys: RedisKeys, settings: Settings) -> None:
+        self._redis, self._keys = redis, keys
         self._settings = settings
         self._job_ttl = settings.job_ttl_s
         self._share_results = settings.result_cache_ttl_s > 0
@@ -67,30 +66,29 @@ class JobStore:
         result_key = (
             self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
         )
-        payload = ComputationPayload(
-            leader=job.id,
-            rank=job.priority.rank,
-            model=job.model,
-            model_version=job.model_version,
-            computation=computation,
-            result_key=result_key,
-            input_json=job.input_json,
-        )
-        member, score = queue_entry(payload, job.priority.rank)
+        member = Computation(
+            self._keys.computation(computation), job.id, result_key, job.input_json
+        ).member()
+        band = job.priority.band
         reply = await self._submit(
             keys=[
                 self._keys.job(job.id),
                 self._keys.computation(computation),
                 result_key or "-",
-                self._queue_key,
+                self._keys.queue(job.model, job.model_version),
                 self._keys.heartbeats,
                 self._keys.stats,
                 self._keys.queue_tokens,
+                self._keys.sequence,
+                self._keys.queues,
+                self._keys.leases,
+                self._keys.overlapping_arrivals,
             ],
             args=[
                 *self._identity(job, created),
                 member,
-                score,
+                band,
+                band + BAND_WIDTH,
                 "1" if result_key else "0",
                 job.cache_key or "",
                 self._settings.queue_max_depth,
@@ -147,13 +145,20 @@ class JobStore:
         job, _ = await self.get(job_id, owner)
         return job
 
-    async def queue_depth(self) -> dict[Priority, int]:
-        """Queued computations per priority (a range count on huey's sorted set)."""
+    async def queue_depth(self) -> dict[tuple[str, Priority], int]:
+        """Queued computations per (model queue, priority): range counts per band."""
+        queues = sorted(_text(q) for q in await self._redis.smembers(self._keys.queues))
         async with self._redis.pipeline(transaction=False) as pipe:
-            for priority in Priority:
-                pipe.zcount(self._queue_key, -priority.rank, -priority.rank)
-            counts = await pipe.execute()
-        return dict(zip(Priority, counts, strict=True))
+            for queue in queues:
+                for priority in Priority:
+                    pipe.zcount(queue, priority.band, f"({priority.band + BAND_WIDTH}")
+            counts = iter(await pipe.execute())
+        prefix = len(self._keys.queue("", "")) - 1
+        return {
+            (queue[prefix:].replace(":", "@", 1), priority): next(counts)
+            for queue in queues
+            for priority in Priority
+        }
 
     async def live_consumers(self) -> int:
         """Consumer worker processes that beat within the heartbeat TTL."""

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core.jobs import JobRecord
+
 log = logging.getLogger(__name__)
 
 
@@ -25,6 +27,7 @@ class Watch:
 
     event: asyncio.Event = field(default_factory=asyncio.Event)
     record: dict[str, str] | None = None
+    known: JobRecord | None = None  # the job as the waiter last saw it
     disconnected: bool = False
 
     def take_record(self) -> dict[str, str] | None:

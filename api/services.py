@@ -15,7 +15,6 @@ from api.notifications import CompletionHub
 from config import Settings
 from core.keys import RedisKeys
 from core.models import ModelRegistry
-from worker.app import make_huey
 from worker.models import configured_models
 
 
@@ -56,15 +55,16 @@ def build_services(settings: Settings) -> Services:
         health_check_interval=15,
         client_name="inferq-api-hub",
     )
+    models = configured_models(settings)
     return Services(
         settings=settings,
         keys=keys,
         redis=redis,
-        models=configured_models(settings),
-        store=JobStore(redis, keys, make_huey(settings).storage.queue_key, settings),
+        models=models,
+        store=JobStore(redis, keys, settings),
         hub=CompletionHub(hub_redis, keys.done_channel),
         results=LRUCache(maxsize=max(settings.local_cache_size, 1)),
-        direct=DirectPool(settings),
+        direct=DirectPool(settings, models),
     )
 
 

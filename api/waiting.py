@@ -29,6 +29,7 @@ async def submit_and_wait(
         record = await create_job(services, job)
         if record.status.is_terminal:
             return record
+        watch.known = record
         expires = time.time() + job.deadline_s if job.deadline_s else None
         return await _wait(services, job.id, job.owner, watch, wait_s, expires, request)
 
@@ -41,6 +42,7 @@ async def wait_for_job(
         record, raw = await read_job(services, job_id, owner)
         if record.status.is_terminal:
             return record
+        watch.known = record
         return await _wait(services, job_id, owner, watch, wait_s, deadline_at(raw), request)
 
 
@@ -83,12 +85,14 @@ async def _wait(
 async def _current(services: Services, job_id: str, owner: str, watch: Watch) -> JobRecord:
     """The record the completion carried, else a fresh read (which expires it if due)."""
     fields = watch.take_record()
-    if fields is None:
+    if fields is None or watch.known is None:
         record, _ = await read_job(services, job_id, owner)
-        return record
-    if fields.get("status") == "succeeded" and fields.get("cache_key"):
-        remember(services, fields["cache_key"], fields.get("result"))
-    return JobRecord.from_hash(fields)
+    else:
+        if fields.get("status") == "succeeded" and fields.get("cache_key"):
+            remember(services, fields["cache_key"], fields.get("result"))
+        record = watch.known.updated(fields)
+    watch.known = record
+    return record
 
 
 async def _note_disconnect(request: Request, watch: Watch) -> None:

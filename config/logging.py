@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
-import logging.config
+import logging.handlers
+import queue
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -60,30 +62,54 @@ class DailyFileHandler(logging.Handler):
         super().close()
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(settings: Settings, kind: Literal["api", "worker"]) -> None:
-    """Install the handlers for a process of `kind`."""
-    handlers = ["stderr", "file"]
-    logging.config.dictConfig(
-        {
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {"plain": {"format": FORMAT}},
-            "handlers": {
-                "stderr": {"class": "logging.StreamHandler", "formatter": "plain"},
-                "file": {
-                    "()": DailyFileHandler,
-                    "directory": settings.log_dir,
-                    "kind": kind,
-                    "retention_days": settings.log_retention_days,
-                    "formatter": "plain",
-                },
-            },
-            "root": {"level": settings.log_level, "handlers": handlers},
-            "loggers": {
-                # uvicorn and huey set INFO on their own loggers (huey: a line before and
-                # after every task); INFERQ_LOG_LEVEL governs them too.
-                name: {"handlers": handlers, "propagate": False, "level": settings.log_level}
-                for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "huey")
-            },
-        }
-    )
+    """Install the handlers for a process of `kind`.
+
+    Loggers only put records on a queue; one thread per process writes them to
+    stderr and the day's file, so no request or job waits for a disk write.
+    """
+    global _listener
+    stop_logging()
+    formatter = logging.Formatter(FORMAT)
+    outputs: list[logging.Handler] = [
+        logging.StreamHandler(),
+        DailyFileHandler(settings.log_dir, kind, settings.log_retention_days),
+    ]
+    for output in outputs:
+        output.setFormatter(formatter)
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, *outputs)
+    _listener.start()
+    enqueue = logging.handlers.QueueHandler(records)
+    _install(logging.getLogger(), enqueue, settings.log_level)
+    # uvicorn sets INFO on its own loggers; INFERQ_LOG_LEVEL governs them too.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "huey.consumer"):
+        _install(logging.getLogger(name), enqueue, settings.log_level)
+    # huey logs a line before and after every task; inferq's own job lines say more,
+    # so those two are kept for DEBUG only.
+    huey_level = "DEBUG" if settings.log_level == "DEBUG" else "WARNING"
+    _install(logging.getLogger("huey"), enqueue, max(settings.log_level, huey_level, key=_rank))
+    atexit.register(stop_logging)
+
+
+def stop_logging() -> None:
+    """Write out every queued record and stop the writer thread."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        for output in _listener.handlers:
+            output.close()
+        _listener = None
+
+
+def _install(logger: logging.Logger, handler: logging.Handler, level: str) -> None:
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = logger.name == "root"
+
+
+def _rank(level: str) -> int:
+    return logging.getLevelNamesMapping()[level]

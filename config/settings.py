@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     )
     burn_iterations_per_ms: int = Field(0, ge=0, description="0 calibrates once per machine")
 
+    batch_max_size: int | None = Field(
+        None, ge=1, description="cap on inputs per model call, every model; 1 turns batching off"
+    )
+    batch_max_wait_ms: float | None = Field(
+        None, ge=0, le=1_000, description="longest a partial batch is held; unset: the model's"
+    )
+
     job_ttl_s: int = Field(86_400, gt=0)
     result_cache_ttl_s: int = Field(3_600, ge=0, description="shared Redis tier; 0 disables")
     local_cache_size: int = Field(10_000, ge=0, description="LRU entries per API process")

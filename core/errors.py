@@ -32,9 +32,13 @@ class JobNotCancelableError(InferqError):
 
 
 class ModelError(InferqError):
-    """A model raised while predicting; the job ends `failed` with this code."""
+    """A model raised (or answered wrongly) while predicting; its job ends `failed`."""
 
     code = "model_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code or self.code
 
 
 class ModelLoadError(InferqError):

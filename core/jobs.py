@@ -34,8 +34,17 @@ class Priority(StrEnum):
         """huey's priority number: larger runs first."""
         return _RANKS[self]
 
+    @property
+    def band(self) -> int:
+        """Where this priority's queue scores start: lower scores run first."""
+        return _BANDS[self] * BAND_WIDTH
+
 
 _RANKS = {Priority.HIGH: 10, Priority.NORMAL: 5, Priority.LOW: 0}
+_BANDS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+# A queue score is band + arrival number: priority first, FIFO within it. Three bands of
+# 10^14 stay below 2^53, so Redis's double scores hold every one exactly.
+BAND_WIDTH = 10**14
 
 
 class JobError(BaseModel):
@@ -76,6 +85,21 @@ class JobRecord(BaseModel):
             started_at=_time_or_none(fields.get("started_at")),
             finished_at=_time_or_none(fields.get("finished_at")),
         )
+
+    def updated(self, fields: dict[str, str]) -> JobRecord:
+        """This record with the fields a worker published when it settled the job."""
+        base = {
+            "id": self.id,
+            "status": self.status.value,
+            "model": self.model,
+            "model_version": self.model_version,
+            "priority": self.priority.value,
+            "attempts": str(self.attempts),
+            "cached": "1" if self.cached else "0",
+        }
+        if self.created_at is not None:
+            base["created_at"] = f"{self.created_at.timestamp():.6f}"
+        return JobRecord.from_hash(base | fields)
 
 
 DEADLINE_EXCEEDED = JobError(

@@ -23,17 +23,32 @@ class RedisKeys:
         """List of job ids attached to one in-flight computation."""
         return f"{self.namespace}:inflight:{cache_key}"
 
-    def lease(self, computation_redis_key: str) -> str:
-        """Hash: the worker running a computation and the message to re-enqueue it."""
-        return f"{self.namespace}:lease:{computation_redis_key}"
+    def queue(self, model: str, version: str) -> str:
+        """Sorted set of queued computations of one model version, first to run lowest."""
+        return f"{self.namespace}:queue:{model}:{version}"
 
     @property
-    def lease_prefix(self) -> str:
-        return f"{self.namespace}:lease:"
+    def queues(self) -> str:
+        """Set of every model-version queue key that has ever held work."""
+        return f"{self.namespace}:queues"
+
+    @property
+    def sequence(self) -> str:
+        """Counter of enqueued computations: FIFO order within a priority."""
+        return f"{self.namespace}:seq"
+
+    @property
+    def overlapping_arrivals(self) -> str:
+        """Counter of computations enqueued while others were queued or running."""
+        return f"{self.namespace}:overlapping"
+
+    def lease(self, holder: str) -> str:
+        """List: the worker holding a batch, then (queue, score, member) per computation."""
+        return f"{self.namespace}:lease:{holder}"
 
     @property
     def leases(self) -> str:
-        """Set of the computation keys that are leased to a worker."""
+        """Set of the lease keys held by consumers."""
         return f"{self.namespace}:leases"
 
     def rate_limit(self, tenant: str) -> str:
@@ -57,11 +72,6 @@ class RedisKeys:
     def queue_tokens(self) -> str:
         """List with one token per queued message: consumers block on it, not on the queue."""
         return f"{self.namespace}:queue-tokens"
-
-    @property
-    def claims(self) -> str:
-        """Hash: consumer thread -> the message it popped and has not yet started."""
-        return f"{self.namespace}:claims"
 
     @property
     def huey_name(self) -> str:

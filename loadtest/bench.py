@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import redis
 
+from loadtest import bench_batching
 from loadtest.config import LoadConfig
 from loadtest.report import StepResult, summarize
 from loadtest.runner import RESULTS, Architecture, architectures, run_architecture
@@ -171,6 +172,10 @@ class Bench:
             "architectures": rows,
         }
 
+    def batching(self) -> None:
+        """Rows 7-15: batching on both paths and what the queue costs, wrk from outside."""
+        self.results["7_batching"] = bench_batching.batching_rows(self.out, self.seconds(10))
+
     def _capacity(self, closed: LoadConfig, index: int) -> float:
         """Goodput of the queued path saturated by a closed loop: what the machine serves now."""
         return self.run(f"capacity-{index}", self.archs["queued"], closed).goodput_rps
@@ -223,7 +228,7 @@ async def _submit_all(url: str, jobs: int, work_ms: int) -> list[str]:
 
 def _queue_length(client: redis.Redis) -> int:
     time.sleep(0.5)
-    return sum(int(client.zcard(key)) for key in client.scan_iter(match="huey.redis.*"))
+    return sum(int(client.zcard(key)) for key in client.scan_iter(match="inferq:queue:*"))
 
 
 async def _wait_all(url: str, ids: list[str]) -> list[dict[str, Any]]:
@@ -248,7 +253,7 @@ async def _hold_waiters(s: _Stack, count: int) -> dict[str, Any]:
         ]
         await asyncio.to_thread(
             stack.wait_until,
-            lambda: sum(client.zcard(k) for k in client.scan_iter(match="huey.redis.*")) >= count,
+            lambda: sum(client.zcard(k) for k in client.scan_iter(match="inferq:queue:*")) >= count,
             120,
             "every waiter's job to be queued",
         )
@@ -396,8 +401,13 @@ def table(results: dict[str, dict[str, Any]]) -> str:
                     "0 timeouts, >= 0.9" if name == "queued-admission" else "-",
                 )
             )
-    width = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = [" | ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+    lines = []
+    if rows:
+        width = [max(len(row[i]) for row in rows) for i in range(3)]
+        lines = [" | ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+    if "7_batching" in r:
+        lines += ["", "batching and queue cost (wrk, shipped settings):"]
+        lines.append(bench_batching.table(r["7_batching"]))
     return "\n".join(lines)
 
 
@@ -406,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (noisier)")
     parser.add_argument(
         "--only",
-        help="comma-separated subset: overhead,throughput,efficiency,waiters,cache,overload",
+        help="comma-separated subset: "
+        "overhead,throughput,efficiency,waiters,cache,overload,batching",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -419,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         "waiters": bench.waiters,
         "cache": bench.cache,
         "overload": bench.overload,
+        "batching": bench.batching,
     }
     for name in args.only.split(",") if args.only else steps:
         steps[name]()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from typing import Any
+
+from loadtest.digits import unique_pixels
 
 TEXT_LENGTHS = (16, 64, 256, 1024, 4096)
 REPEATED_POOL = 8
@@ -24,8 +27,11 @@ class InputStream:
         self._rng = random.Random(seed)
         self._model, self._work_ms, self._cached_share = model, work_ms, cached_share
         self._sigma = work_sigma
+        self._digits = itertools.count(self._rng.randrange(20_000_000))
 
     def next(self) -> dict[str, Any]:
+        if self._model == "digits":
+            return {"model": "digits", "input": {"pixels": unique_pixels(1, next(self._digits))}}
         if self._cached_share and self._rng.random() < self._cached_share:
             return self._build(f"repeat-{self._rng.randrange(REPEATED_POOL)}", self._work_ms, 16)
         work = min(

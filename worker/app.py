@@ -5,31 +5,26 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from huey import PriorityRedisHuey
 from huey.serializer import SignedSerializer
 from huey.storage import PriorityRedisStorage
 from redis import ConnectionPool
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Settings, get_settings
 from core.keys import RedisKeys
-from worker import scripts
-from worker.identity import claim_field, worker_identity
 
 log = logging.getLogger(__name__)
 
 
 class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
-    """huey's sorted-set priority queue, with a dequeue that cannot lose a message.
+    """huey's sorted-set priority queue, for huey's own tasks (not for jobs).
 
-    huey pops with BZPOPMIN: a consumer killed between that pop and the job's START
-    script takes the message with it. Here the pop and a claim naming the popping
-    thread are one Lua script (`scripts.CLAIM`), and START turns the claim into a lease,
-    so the reaper can put back the message of a consumer that died in between. Lua
-    cannot block, so consumers block on a token list instead (one token per message,
-    pushed by whoever enqueues), pipelined with the claim script: one round trip.
+    Jobs wait in per-model queues that the consumers take batches from
+    (`worker.batches`). Consumers block on a token list (one token per queued
+    message of either kind) pipelined with the TAKE script, so a dequeue is one
+    round trip; huey's own enqueue pushes a token too.
     """
 
     def __init__(self, *args: Any, namespace: str = "inferq", **kwargs: Any) -> None:
@@ -43,35 +38,17 @@ class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
         pipe.rpush(self.keys.queue_tokens, "1")
         pipe.execute()
 
-    def dequeue(self) -> bytes | None:
-        pipe = self.conn.pipeline(transaction=False)
-        if self.blocking:
-            pipe.blpop([self.keys.queue_tokens], timeout=self.read_timeout)
-        # EVAL, not a registered Script: redis-py sends SCRIPT EXISTS ahead of any
-        # pipeline holding a Script, a round trip per dequeue (seen in py-spy).
-        pipe.eval(
-            scripts.CLAIM,
-            3,
-            self.queue_key,
-            self.keys.queue_tokens,
-            self.keys.claims,
-            claim_field(),
-            worker_identity(),
-            f"{time.time():.6f}",
-        )
-        try:
-            message = pipe.execute()[-1]
-        except RedisTimeoutError:
-            return None
-        return bytes(message[8:]) if message else None
 
-    def release_claim(self) -> None:
-        """Forget this thread's claim: its message will not run (say, a forgery)."""
-        self.conn.hdel(self.keys.claims, claim_field())
+class WorkRunner(Protocol):
+    def take(self) -> Any: ...
+
+    def run(self, batch: Any) -> None: ...
+
+    def release(self, batch: Any) -> None: ...
 
 
 class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
-    """huey without per-task revocation look-ups.
+    """huey whose consumers take batches of jobs, and without per-task revocation look-ups.
 
     inferq cancels through job records, never through huey's revoke flags, so the
     flag read before each task and the flag delete after it are two Redis round
@@ -79,6 +56,24 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
     """
 
     max_delay_s = 1.0
+    storage_class = InferqStorage
+    runner: WorkRunner | None = None
+    _as_task: Any = None
+
+    def serve(self, runner: WorkRunner, as_task: Any) -> None:
+        """Take work through `runner`; `as_task` wraps a batch in a huey task to execute."""
+        self.runner, self._as_task = runner, as_task
+
+    def dequeue(self) -> Any:
+        if self.runner is None:  # no models loaded: nothing this process can run
+            time.sleep(self.max_delay_s)
+            return None
+        work = self.runner.take()
+        if work is None:
+            return None
+        if isinstance(work, bytes):  # one of huey's own tasks, signed and pickled
+            return self.deserialize_task(work[8:])
+        return self._as_task(work)
 
     def is_revoked(self, task: object, timestamp: object = None, peek: bool = True) -> bool:
         return False
@@ -88,8 +83,6 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
             return False
         return bool(super().delete(key))
 
-    storage_class = InferqStorage
-
     def deserialize_task(self, data: bytes) -> Any:
         # Messages are HMAC-signed with the queue secret: anything else was not
         # written by inferq (a forgery, or another deployment's secret). Drop it,
@@ -98,7 +91,6 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
             return super().deserialize_task(data)
         except ValueError as exc:
             log.error("rejected a queue message without a valid signature: %s", exc)
-            self.storage.release_claim()
             return None
 
     def create_consumer(self, **options: Any) -> Any:

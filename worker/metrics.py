@@ -43,3 +43,24 @@ def mark_process_dead() -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
+BATCH = ("model", "path")  # path: queued (consumers) or direct (/predict)
+BATCH_SIZE = Histogram(
+    "inferq_batch_size",
+    "Inputs per model call",
+    BATCH,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+BATCH_FORM_WAIT = Histogram(
+    "inferq_batch_form_wait_seconds",
+    "How long the first input of a batch waited for the batch to form",
+    BATCH,
+    buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+)
+BATCH_TARGET = Gauge(
+    "inferq_batch_target",
+    "Current adaptive target batch size",
+    BATCH,
+    multiprocess_mode="livemax",
+)

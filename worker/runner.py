@@ -1,47 +1,46 @@
-"""Runs one computation: settle its jobs' records around one model call, under a lease."""
+"""Runs one batch: maybe wait for more inputs, one model call, settle every job, under a lease."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Settings
-from core.errors import InferqError, ModelError
-from core.jobs import DEADLINE_EXCEEDED, JobError, JobStatus, now_ts
+from core.batching import ArrivalRate, policy_for
+from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
 from core.models import ModelRegistry
+from core.predict import ItemOutcome, predict_batch
 from worker import metrics, scripts
+from worker.batches import Batch, ServedQueue, Taken, WorkSource
 from worker.identity import claim_field
-from worker.payload import ComputationPayload
 
 log = logging.getLogger(__name__)
-EXPIRED_ERROR = DEADLINE_EXCEEDED.model_dump_json()
 WORKER_LOST = JobError(code="worker_lost", message="the worker running the job was lost")
 T = TypeVar("T")
-Encoder = Callable[[ComputationPayload], tuple[bytes, int]]
 
 
-@dataclass
-class Outcome:
-    status: JobStatus
-    result_json: str = ""
-    error_json: str = ""
+def served_queues(keys: RedisKeys, models: ModelRegistry, settings: Settings) -> list[ServedQueue]:
+    """One queue per loaded model version, each with its batching policy."""
+    return [
+        ServedQueue(
+            model.name,
+            model.version,
+            keys.queue(model.name, model.version),
+            policy_for(model, settings.batch_max_size, settings.batch_max_wait_ms),
+        )
+        for model in models
+    ]
 
 
 class ComputationRunner:
-    """Per worker process: the loaded models and the scripts that move job records.
-
-    `encode` turns a payload into the queue message that re-enqueues it, kept
-    with the lease so another consumer can re-run the job if this one dies.
-    """
+    """Per worker process: the loaded models, the queues they serve, and the scripts."""
 
     def __init__(
         self,
@@ -50,65 +49,72 @@ class ComputationRunner:
         models: ModelRegistry,
         settings: Settings,
         worker_id: str,
-        encode: Encoder,
-        queue_key: str,
+        huey_queue: str,
     ) -> None:
         self.keys, self.models, self.settings, self.worker_id = keys, models, settings, worker_id
-        self._encode, self._queue_key = encode, queue_key
-        self._start = redis.register_script(scripts.START)
+        self.queues = served_queues(keys, models, settings)
+        self.source = WorkSource(
+            redis, keys, self.queues, worker_id, huey_queue, settings.heartbeat_ttl_s
+        )
+        self.arrivals = ArrivalRate()
         self._finish = redis.register_script(scripts.FINISH)
         self._reap = redis.register_script(scripts.REAP)
 
-    def run(self, payload: ComputationPayload) -> None:
-        started_at = now_ts()
-        computation = self.keys.computation(payload["computation"])
-        message, score = self._encode(payload)
-        started, expired = _with_retries(
-            lambda: self._start(
-                keys=[
-                    computation,
-                    self.keys.done_channel,
-                    self.keys.leases,
-                    self.keys.lease(computation),
-                    self.keys.claims,
-                ],
-                args=[
-                    self.keys.job_prefix,
-                    self.worker_id,
-                    started_at,
-                    payload["leader"],
-                    EXPIRED_ERROR,
-                    score,
-                    message,
-                    claim_field(),
-                ],
-            )
+    def take(self) -> Batch | bytes | None:
+        """The next batch for this thread, a huey task message, or None."""
+        taken = self.source.take(self.keys.lease(claim_field()))
+        if taken is None or isinstance(taken, bytes):
+            return taken
+        self._account(taken)
+        return taken.batch
+
+    def run(self, batch: Batch) -> None:
+        """Run and settle a batch; a failure of inferq's own fails its jobs, never strands them."""
+        try:
+            self._fill(batch)
+            outcomes, elapsed = self._predict(batch)
+        except Exception as exc:
+            log.exception("batch of %s failed outside the model", batch.queue.model)
+            failure = ItemOutcome(error=JobError(code="internal_error", message=repr(exc)[:500]))
+            outcomes, elapsed = [failure] * len(batch.computations), 0.0
+        self._finish_batch(batch, outcomes, elapsed)
+
+    def _predict(self, batch: Batch) -> tuple[list[ItemOutcome], float]:
+        model = batch.queue.model
+        ids = ",".join(job_id for job_id, _, _ in batch.started)
+        log.info(
+            "jobs %s running model=%s batch=%d worker=%s",
+            ids,
+            model,
+            len(batch.computations),
+            self.worker_id,
         )
-        model = payload["model"]
-        for job_id, priority, _ in _triples(expired):
-            log.info("job %s expired before it started", job_id)
-            metrics.JOBS_FINISHED.labels(model, priority, "expired").inc()
-        if not started:
-            log.info("computation %s skipped: no queued job left", payload["computation"])
-            return
-        for job_id, priority, created_at in _triples(started):
-            metrics.JOBS_STARTED.labels(model, priority).inc()
-            metrics.QUEUE_WAIT.labels(model).observe(float(started_at) - float(created_at))
-            log.info("job %s running model=%s worker=%s", job_id, model, self.worker_id)
+        metrics.BATCH_SIZE.labels(model, "queued").observe(len(batch.computations))
+        metrics.BATCH_FORM_WAIT.labels(model, "queued").observe(time.monotonic() - batch.taken_at)
+        began = time.perf_counter()
         with metrics.JOBS_IN_FLIGHT.track_inprogress():
-            began = time.perf_counter()
-            outcome = self._predict(payload)
+            outcomes = predict_batch(
+                self.models.get(model), [c.input_json for c in batch.computations]
+            )
             elapsed = time.perf_counter() - began
         metrics.RUN_TIME.labels(model).observe(elapsed)
-        settled = _with_retries(lambda: self._settle(payload, outcome, started_at, elapsed))
-        for job_id, priority in settled:
-            metrics.JOBS_FINISHED.labels(model, priority, outcome.status.value).inc()
-            log.info("job %s %s in %.1f ms", job_id, outcome.status, elapsed * 1000)
+        return outcomes, elapsed
 
-    def release(self, payload: ComputationPayload) -> None:
-        """Hand an interrupted computation back to the queue (SIGTERM mid-run)."""
-        computation = self.keys.computation(payload["computation"])
-        requeued, failed = self._reap_leases(only=computation)
+    def _finish_batch(self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float) -> None:
+        model = batch.queue.model
+        began = time.perf_counter()
+        settled = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        for job_id, priority, status in settled:
+            metrics.JOBS_FINISHED.labels(model, priority, status).inc()
+            log.info("job %s %s in %.1f ms", job_id, status, elapsed * 1000)
+        # The cost of a batch includes its settle round trip: the fixed cost batching saves.
+        cost = elapsed + time.perf_counter() - began
+        batch.queue.policy.observe(len(batch.computations), cost)
+        metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
+
+    def release(self, batch: Batch) -> None:
+        """Hand an interrupted batch back to the queue (SIGTERM mid-run)."""
+        requeued, failed = self._reap_leases(only=batch.lease)
         log.warning("interrupted: re-enqueued jobs %s, failed %s", requeued, failed)
 
     def reap(self) -> None:
@@ -117,18 +123,59 @@ class ComputationRunner:
         if requeued or failed:
             log.warning("worker lost: re-enqueued jobs %s, failed %s", requeued, failed)
 
+    def _fill(self, batch: Batch) -> None:
+        """Delayed batching: hold a partial batch for more inputs when that pays."""
+        policy = batch.queue.policy
+        wait = policy.wait_s(len(batch.computations), self.arrivals.rate, batch.others_idle)
+        if wait <= 0 or batch.others_queued:
+            return
+        time.sleep(wait)
+        more = self.source.take_more(batch, policy.target - len(batch.computations))
+        self._account(more)
+        if more.batch is not None:
+            batch.computations += more.batch.computations
+            batch.started += more.batch.started
+
+    def _account(self, taken: Taken) -> None:
+        self.arrivals.update(taken.arrivals, time.monotonic())
+        for job_id, priority, _ in taken.expired:
+            log.info("job %s expired before it started", job_id)
+            metrics.JOBS_FINISHED.labels(taken.queue.model, priority, "expired").inc()
+        if taken.batch is None:
+            return
+        now = time.time()
+        for _, priority, created_at in taken.batch.started:
+            metrics.JOBS_STARTED.labels(taken.batch.queue.model, priority).inc()
+            metrics.QUEUE_WAIT.labels(taken.batch.queue.model).observe(now - float(created_at))
+
+    def _settle(
+        self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
+    ) -> list[tuple[str, str, str]]:
+        share_ttl = self.settings.result_cache_ttl_s
+        args: list[str | int | float] = [
+            self.keys.job_prefix,
+            now_ts(),
+            share_ttl,
+            self.keys.done_channel,
+            f"{elapsed * 1000 / len(outcomes):.3f}",
+        ]
+        for computation, outcome in zip(batch.computations, outcomes, strict=True):
+            args += [
+                computation.key,
+                computation.result_key or "-",
+                "succeeded" if outcome.is_ok else "failed",
+                outcome.result_json,
+                outcome.error.model_dump_json() if outcome.error else "",
+            ]
+        settled = self._finish(keys=[batch.lease, self.keys.leases, self.keys.stats], args=args)
+        flat = [v.decode() for v in settled]
+        return list(zip(flat[::3], flat[1::3], flat[2::3], strict=True))
+
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
-        requeued, failed, restored = self._reap(
-            keys=[
-                self.keys.leases,
-                self.keys.heartbeats,
-                self._queue_key,
-                self.keys.claims,
-                self.keys.queue_tokens,
-            ],
+        requeued, failed = self._reap(
+            keys=[self.keys.leases, self.keys.heartbeats, self.keys.queue_tokens],
             args=[
                 self.keys.job_prefix,
-                self.keys.lease(""),
                 now_ts(),
                 self.settings.heartbeat_ttl_s,
                 self.settings.max_attempts,
@@ -137,63 +184,11 @@ class ComputationRunner:
                 only,
             ],
         )
-        if restored:
-            log.warning("worker lost: put back %d message(s) it had popped", restored)
-        return [_text(i) for i in requeued], [_text(i) for i in failed]
-
-    def _predict(self, payload: ComputationPayload) -> Outcome:
-        try:
-            model = self.models.get(payload["model"])
-            if model.version != payload["model_version"]:
-                raise _VersionMismatch(
-                    f"job wants {payload['model']} {payload['model_version']}, "
-                    f"worker has {model.version}"
-                )
-            item = model.input_schema.model_validate_json(payload["input_json"])
-            [output] = model.predict([item])
-            return Outcome(JobStatus.SUCCEEDED, result_json=json.dumps(output))
-        except InferqError as exc:
-            return _failed(exc.code, exc.message)
-        except Exception as exc:
-            log.exception("model %s failed on job %s", payload["model"], payload["leader"])
-            return _failed(ModelError.code, f"{type(exc).__name__}: {exc}"[:500])
-
-    def _settle(
-        self, payload: ComputationPayload, outcome: Outcome, started_at: str, elapsed: float
-    ) -> list[tuple[str, str]]:
-        share_ttl = self.settings.result_cache_ttl_s if payload["result_key"] else 0
-        computation = self.keys.computation(payload["computation"])
-        settled = self._finish(
-            keys=[
-                computation,
-                payload["result_key"] or "-",
-                self.keys.stats,
-                self.keys.leases,
-                self.keys.lease(computation),
-            ],
-            args=[
-                self.keys.job_prefix,
-                outcome.status.value,
-                outcome.result_json,
-                outcome.error_json,
-                now_ts(),
-                share_ttl,
-                self.keys.done_channel,
-                started_at,
-                payload["leader"],
-                f"{elapsed * 1000:.3f}",
-            ],
-        )
-        flat = [_text(v) for v in settled]
-        return list(zip(flat[::2], flat[1::2], strict=True))
-
-
-class _VersionMismatch(InferqError):
-    code = "model_version_mismatch"
+        return [i.decode() for i in requeued], [i.decode() for i in failed]
 
 
 def _with_retries(call: Callable[[], T], give_up_s: float = 120.0) -> T:
-    """Retry through a Redis outage: a lost write here would strand the job."""
+    """Retry through a Redis outage: a lost write here would strand the jobs."""
     deadline = time.monotonic() + give_up_s
     for delay in _backoff():
         try:
@@ -211,17 +206,3 @@ def _backoff() -> Iterator[float]:
     while True:
         yield delay
         delay = min(delay * 2, 2.0)
-
-
-def _failed(code: str, message: str) -> Outcome:
-    error: dict[str, Any] = {"code": code, "message": message}
-    return Outcome(JobStatus.FAILED, error_json=json.dumps(error))
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _triples(flat: list[bytes]) -> list[tuple[str, str, str]]:
-    values = [_text(v) for v in flat]
-    return list(zip(values[::3], values[1::3], values[2::3], strict=True))

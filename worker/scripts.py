@@ -3,32 +3,37 @@
 A computation is the list of job ids attached to one model run
 (`RedisKeys.computation`): identical in-flight requests join the list
 instead of enqueueing again, and the worker settles every job on it.
+Each model version has its own queue (`RedisKeys.queue`), a sorted set whose
+members are `computation \n leader \n result key \n input JSON` (plain data: a
+consumer never unpickles job data) scored `priority band + arrival number`.
 Job hashes carry internal fields besides the public ones: `cache_key`,
-`worker` and `deadline_at` (epoch seconds).
+`worker`, `owner` and `deadline_at` (epoch seconds).
 """
 
-# KEYS: job, computation, shared result ('-' if none), huey queue, heartbeats, stats,
-#       queue tokens.
-# ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 huey message,
-#       8 queue score, 9 cacheable, 10 cache key, 11 max depth ahead, 12 deadline_at
-#       ('' for none), 13 deadline seconds, 14 heartbeat ttl, 15 owner ('' when open).
+# KEYS: 1 job, 2 computation, 3 shared result ('-' if none), 4 model queue, 5 heartbeats,
+#       6 stats, 7 queue tokens, 8 arrival sequence, 9 queue index, 10 lease index,
+#       11 overlapping arrivals.
+# ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 queue member,
+#       8 priority band, 9 next band (exclusive), 10 cacheable, 11 cache key,
+#       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
+#       15 heartbeat ttl, 16 owner ('' when open).
 # Returns {'cached', result} | {'attached'} | {'enqueued'}
 #       | {'rejected', reason, ahead, consumers, service_ms}.
 SUBMIT = """
 local function create(status, extra)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
-    'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[10], 'owner', ARGV[15])
+    'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16])
   if extra.result then
     redis.call('HSET', KEYS[1], 'result', extra.result, 'started_at', ARGV[5],
       'finished_at', ARGV[5])
   end
-  if ARGV[12] ~= '' and not extra.result then
-    redis.call('HSET', KEYS[1], 'deadline_at', ARGV[12])
+  if ARGV[13] ~= '' and not extra.result then
+    redis.call('HSET', KEYS[1], 'deadline_at', ARGV[13])
   end
   redis.call('EXPIRE', KEYS[1], ARGV[6])
 end
-if ARGV[9] == '1' then
+if ARGV[10] == '1' then
   local hit = redis.call('GET', KEYS[3])
   if hit then
     create('succeeded', {cached = '1', result = hit})
@@ -40,16 +45,19 @@ if ARGV[9] == '1' then
     return {'attached'}
   end
 end
--- Admission: only a new computation adds work. Scores are negated priorities,
--- so everything scored at or below ours runs before us.
-local ahead = redis.call('ZCOUNT', KEYS[4], '-inf', ARGV[8])
-local consumers = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[14]), '+inf')
+-- Admission: only a new computation adds work. Every queued computation of any model
+-- scored below the next band (this priority or higher) runs before this one.
+local ahead = 0
+for _, queue in ipairs(redis.call('SMEMBERS', KEYS[9])) do
+  ahead = ahead + redis.call('ZCOUNT', queue, '-inf', '(' .. ARGV[9])
+end
+local consumers = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
 local service_ms = tonumber(redis.call('HGET', KEYS[6], 'service_ms') or '0')
-if ahead >= tonumber(ARGV[11]) then
+if ahead >= tonumber(ARGV[12]) then
   return {'rejected', 'queue_full', ahead, consumers, tostring(service_ms)}
 end
-if ARGV[12] ~= '' then
-  local deadline_ms = tonumber(ARGV[13]) * 1000
+if ARGV[13] ~= '' then
+  local deadline_ms = tonumber(ARGV[14]) * 1000
   if consumers == 0 or ahead * service_ms / consumers > deadline_ms then
     return {'rejected', 'deadline', ahead, consumers, tostring(service_ms)}
   end
@@ -57,28 +65,100 @@ end
 redis.call('RPUSH', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[6])
 create('queued', {})
-redis.call('ZADD', KEYS[4], ARGV[8], ARGV[7])
+local seq = redis.call('INCR', KEYS[8])
+-- Arrivals while other work is queued or running are what delayed batching can gather;
+-- a lone client's never are.
+if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('SCARD', KEYS[10]) > 0 then
+  redis.call('INCR', KEYS[11])
+end
+redis.call('ZADD', KEYS[4], tonumber(ARGV[8]) + seq, ARGV[7])
+redis.call('SADD', KEYS[9], KEYS[4])
 redis.call('RPUSH', KEYS[7], '1')
 return {'enqueued'}
 """
 
-# A consumer's dequeue: pop the first message and, in the same step, record it as
-# claimed by the popping thread, so a consumer that dies before START (which turns the
-# claim into a lease) does not take the message with it: REAP puts it back.
-# Consumers block on the token list (one token per message), not on the queue: Lua
-# cannot block, so a consumer pipelines BLPOP tokens + this script in one round trip.
-# KEYS: huey queue, queue tokens, claims.  ARGV: claim field, heartbeat id, now.
-# Returns the message (with huey's 8-byte prefix) or false when the queue is empty.
-CLAIM = """
-local popped = redis.call('ZPOPMIN', KEYS[1])
-if #popped == 0 then
-  redis.call('DEL', KEYS[2])  -- no message left, so every token is stale
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  return false
+# A consumer's dequeue, pipelined after a BLPOP on the token list (Lua cannot block):
+# huey's own tasks first, else a batch from the model queue whose head runs first
+# (lowest score: highest priority, then oldest), up to that queue's target size.
+# Each computation taken is leased to this consumer thread in the same step, and its
+# queued jobs become running (expired ones end here, canceled ones are dropped), so a
+# consumer that dies at any point after this loses nothing: REAP puts the batch back.
+# With ARGV[7] set, takes more from that queue into the lease the holder already has.
+# KEYS: 1 queue tokens, 2 lease index, 3 this holder's lease, 4 huey's queue,
+#       5 overlapping arrivals, 6 heartbeats, 7.. the model queues this consumer serves.
+# ARGV: 1 worker id, 2 (unused), 3 job key prefix, 4 expired-error json, 5 done channel,
+#       6 heartbeat ttl, 7 queue number to add to ('' to choose), 8.. target per queue.
+# Returns false | {'task', message}
+#   | {'batch', queue number, members, started, expired, others queued, busy, live, seq}
+#   where started and expired are flat lists of id, priority, created_at.
+TAKE = """
+local nq = #KEYS - 6
+-- The server's clock: ARGV[2] was read before the BLPOP that may have blocked.
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local stamp = string.format('%.6f', now)
+local chosen = tonumber(ARGV[7])
+if not chosen then
+  local task = redis.call('ZPOPMIN', KEYS[4])
+  if #task > 0 then return {'task', task[1]} end
+  local best
+  for i = 1, nq do
+    local head = redis.call('ZRANGE', KEYS[6 + i], 0, 0, 'WITHSCORES')
+    if #head > 0 and (not best or tonumber(head[2]) < best) then
+      chosen, best = i, tonumber(head[2])
+    end
+  end
+  if not chosen then
+    redis.call('DEL', KEYS[1])  -- nothing queued, so every token is stale
+    return false
+  end
 end
-redis.call('HSET', KEYS[3], ARGV[1],
-  ARGV[2] .. '\\n' .. ARGV[3] .. '\\n' .. popped[2] .. '\\n' .. popped[1])
-return popped[1]
+local queue, want = KEYS[6 + chosen], tonumber(ARGV[7 + chosen])
+local members, started, expired, expired_ids = {}, {}, {}, {}
+local popped, live_total = 0, 0
+while #members < want and popped < 4 * want + 16 do
+  local head = redis.call('ZPOPMIN', queue)
+  if #head == 0 then break end
+  popped = popped + 1
+  local member, score = head[1], head[2]
+  local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+  local live = 0
+  for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+    local key = ARGV[3] .. id
+    local status, prio, created, due = unpack(redis.call('HMGET', key, 'status', 'priority',
+      'created_at', 'deadline_at'))
+    if status == 'queued' and due and tonumber(due) <= now then
+      redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
+      for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
+      table.insert(expired_ids, id)
+    elseif status == 'queued' then
+      redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1])
+      redis.call('HINCRBY', key, 'attempts', 1)
+      for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
+      live = live + 1
+    end
+  end
+  if live > 0 then
+    if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], ARGV[1]) end
+    redis.call('RPUSH', KEYS[3], queue, score, member)
+    table.insert(members, member)
+  else
+    redis.call('DEL', computation)  -- every job on it was canceled or expired
+  end
+end
+if #members > 0 then redis.call('SADD', KEYS[2], KEYS[3]) end
+-- The BLPOP took one token for the first computation; drop those of the others.
+local extra = popped - (ARGV[7] == '' and 1 or 0)
+if extra > 0 then redis.call('LPOP', KEYS[1], extra) end
+local others = 0
+for i = 1, nq do
+  if i ~= chosen and redis.call('ZCARD', KEYS[6 + i]) > 0 then others = 1 end
+end
+if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
+local busy = redis.call('SCARD', KEYS[2])
+local live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
+local seq = redis.call('GET', KEYS[5]) or '0'
+return {'batch', chosen, members, started, expired, others, busy, live_workers, seq}
 """
 
 # KEYS: job.  ARGV: id, model, version, priority, now, job ttl, result, cache key, owner.
@@ -112,143 +192,97 @@ redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 
-# KEYS: computation, done channel, lease index, lease, claims.
-# ARGV: job key prefix, worker id, now, leader id, expired-error json, queue score,
-#   queue message (to re-enqueue the computation if this worker is lost), claim field.
-# Returns {started, expired}: flat lists of id, priority, created_at per job.
-# An empty `started` means skip the model run; otherwise the worker holds a lease.
-START = """
-redis.call('HDEL', KEYS[5], ARGV[8])  -- the claim becomes a lease (or nothing to run)
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-if #ids == 0 then
-  ids = {ARGV[4]}
-  redis.call('RPUSH', KEYS[1], ARGV[4])  -- so a lost lease still finds its job
-end
-local started, expired, expired_ids, active = {}, {}, {}, 0
-local now = tonumber(ARGV[3])
-for _, id in ipairs(ids) do
-  local key = ARGV[1] .. id
-  local status, prio, created, due = unpack(redis.call('HMGET', key, 'status', 'priority',
-    'created_at', 'deadline_at'))
-  if status == 'queued' and due and tonumber(due) <= now then
-    redis.call('HSET', key, 'status', 'expired', 'finished_at', ARGV[3], 'error', ARGV[5])
-    for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
-    table.insert(expired_ids, id)
-  elseif status == 'queued' then
-    redis.call('HSET', key, 'status', 'running', 'started_at', ARGV[3], 'worker', ARGV[2])
-    redis.call('HINCRBY', key, 'attempts', 1)
-    for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
-  elseif status == 'running' then
-    active = active + 1
-  end
-end
-if #started == 0 and active == 0 then redis.call('DEL', KEYS[1]) end
-if #started > 0 then
-  redis.call('SADD', KEYS[3], KEYS[1])
-  redis.call('HSET', KEYS[4], 'worker', ARGV[2], 'score', ARGV[6], 'message', ARGV[7])
-end
-if #expired_ids > 0 then redis.call('PUBLISH', KEYS[2], table.concat(expired_ids, ',')) end
-return {started, expired}
-"""
-
-# KEYS: computation, shared result ('-' if none), stats, lease index, lease.
-# ARGV: 1 job key prefix, 2 status, 3 result json or '', 4 error json or '', 5 now,
-#       6 result ttl (0: do not share), 7 done channel, 8 started_at, 9 leader id,
-#       10 model run time in ms.
-# Returns a flat list of id, priority per settled job, and publishes the settled job
-# records themselves (a JSON list of field maps), so woken waiters need not read them.
+# Settle a whole batch: every job of every computation in it, one publish, lease released.
+# KEYS: 1 lease, 2 lease index, 3 stats.
+# ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
+#       5 model time per computation in ms, then five per computation: computation key,
+#       shared result key ('-' if none), status, result json or '', error json or ''.
+# Returns a flat list of id, priority, status per settled job, and publishes the
+# settled fields (a JSON list of field maps), so woken waiters need not read them.
 FINISH = """
-local ids = redis.call('LRANGE', KEYS[1], 0, -1)
-if #ids == 0 then ids = {ARGV[9]} end
-redis.call('DEL', KEYS[1], KEYS[5])
-redis.call('SREM', KEYS[4], KEYS[1])
 local records, settled = {}, {}
-for _, id in ipairs(ids) do
-  local key = ARGV[1] .. id
-  local status, prio = unpack(redis.call('HMGET', key, 'status', 'priority'))
-  if status == 'queued' or status == 'running' then
-    redis.call('HSET', key, 'status', ARGV[2], 'finished_at', ARGV[5])
-    if status == 'queued' then redis.call('HSET', key, 'started_at', ARGV[8]) end
-    if ARGV[3] ~= '' then redis.call('HSET', key, 'result', ARGV[3]) end
-    if ARGV[4] ~= '' then redis.call('HSET', key, 'error', ARGV[4]) end
-    local flat, record = redis.call('HGETALL', key), {}
-    for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
-    table.insert(records, record)
-    table.insert(settled, id)
-    table.insert(settled, prio)
+for c = 6, #ARGV, 5 do
+  local computation, result_key, status = ARGV[c], ARGV[c + 1], ARGV[c + 2]
+  local result, err = ARGV[c + 3], ARGV[c + 4]
+  for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+    local key = ARGV[1] .. id
+    local old, prio, started, attempts, cache_key = unpack(redis.call('HMGET', key,
+      'status', 'priority', 'started_at', 'attempts', 'cache_key'))
+    if old == 'queued' or old == 'running' then
+      started = started or ARGV[2]
+      redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started)
+      local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
+        attempts = attempts, cache_key = cache_key}
+      if result ~= '' then
+        redis.call('HSET', key, 'result', result)
+        record.result = result
+      end
+      if err ~= '' then
+        redis.call('HSET', key, 'error', err)
+        record.error = err
+      end
+      table.insert(records, record)
+      for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
+    end
+  end
+  redis.call('DEL', computation)
+  if status == 'succeeded' and result_key ~= '-' and tonumber(ARGV[3]) > 0 then
+    redis.call('SET', result_key, result, 'EX', ARGV[3])
   end
 end
-if ARGV[2] == 'succeeded' and tonumber(ARGV[6]) > 0 then
-  redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[6])
-end
--- Recent service time, an exponentially weighted mean, for admission estimates.
-local old = tonumber(redis.call('HGET', KEYS[3], 'service_ms') or ARGV[10])
-redis.call('HSET', KEYS[3], 'service_ms', tostring(old * 0.8 + tonumber(ARGV[10]) * 0.2))
-if #records > 0 then redis.call('PUBLISH', ARGV[7], cjson.encode(records)) end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], KEYS[1])
+-- Recent service time per computation, an exponentially weighted mean, for admission.
+local old = tonumber(redis.call('HGET', KEYS[3], 'service_ms') or ARGV[5])
+redis.call('HSET', KEYS[3], 'service_ms', tostring(old * 0.8 + tonumber(ARGV[5]) * 0.2))
+if #records > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
 return settled
 """
 
-# Re-enqueue computations whose worker is gone. Safe to run from many consumers at
-# once: each lease is examined and removed atomically.
-# A sweep also puts back the messages that lost consumers had claimed but not started.
-# KEYS: lease index, heartbeats, huey queue, claims, queue tokens.
-# ARGV: 1 job key prefix, 2 lease key prefix, 3 now, 4 heartbeat ttl, 5 max attempts,
-#       6 done channel, 7 worker-lost error json, 8 one computation key to release
-#       regardless of heartbeats ('' for a sweep).
-# Returns {requeued job ids, failed job ids, number of claimed messages put back}.
+# Put back the batches of workers whose heartbeat has gone stale. Safe to run from many
+# consumers at once: each lease is examined and removed atomically. A computation goes
+# back with its old score: to the front of its priority, ahead of later arrivals.
+# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
+# ARGV: 1 job key prefix, 2 now, 3 heartbeat ttl, 4 max attempts, 5 done channel,
+#       6 worker-lost error json, 7 one lease key to release regardless of heartbeats
+#       ('' for a sweep).
+# Returns {requeued job ids, failed job ids}.
 REAP = """
-local computations = redis.call('SMEMBERS', KEYS[1])
-if ARGV[8] ~= '' then computations = {ARGV[8]} end
+local leases = redis.call('SMEMBERS', KEYS[1])
+if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
-local cutoff = tonumber(ARGV[3]) - tonumber(ARGV[4])
-for _, computation in ipairs(computations) do
-  local lease = ARGV[2] .. computation
-  local worker, score, message = unpack(redis.call('HMGET', lease, 'worker', 'score', 'message'))
-  local seen = worker and redis.call('ZSCORE', KEYS[2], worker)
-  if ARGV[8] ~= '' or not seen or tonumber(seen) < cutoff then
-    local again = false
-    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-      local key = ARGV[1] .. id
-      local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
-      if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[5]) then
-        redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[3], 'error', ARGV[7])
-        table.insert(failed, id)
-      elseif status == 'running' or status == 'queued' then
-        redis.call('HSET', key, 'status', 'queued')
-        table.insert(requeued, id)
-        again = true
+local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
+for _, lease in ipairs(leases) do
+  local entries = redis.call('LRANGE', lease, 0, -1)
+  local seen = entries[1] and redis.call('ZSCORE', KEYS[2], entries[1])
+  if ARGV[7] ~= '' or not seen or tonumber(seen) < cutoff then
+    for i = 2, #entries, 3 do
+      local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
+      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+      local again = false
+      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+        local key = ARGV[1] .. id
+        local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
+        if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
+          redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
+          table.insert(failed, id)
+        elseif status == 'running' or status == 'queued' then
+          redis.call('HSET', key, 'status', 'queued')
+          table.insert(requeued, id)
+          again = true
+        end
+      end
+      if again then
+        redis.call('ZADD', queue, score, member)
+        redis.call('RPUSH', KEYS[3], '1')
+      else
+        redis.call('DEL', computation)
       end
     end
-    if again and message then
-      redis.call('ZADD', KEYS[3], score, message)
-      redis.call('RPUSH', KEYS[5], '1')
-    elseif not again then
-      redis.call('DEL', computation)
-    end
-    redis.call('SREM', KEYS[1], computation)
     redis.call('DEL', lease)
+    redis.call('SREM', KEYS[1], lease)
   end
 end
-local restored = 0
-if ARGV[8] == '' then
-  local claims = redis.call('HGETALL', KEYS[4])
-  for i = 1, #claims, 2 do
-    local value = claims[i + 1]
-    local a = string.find(value, '\\n', 1, true)
-    local b = string.find(value, '\\n', a + 1, true)
-    local c = string.find(value, '\\n', b + 1, true)
-    local seen = redis.call('ZSCORE', KEYS[2], string.sub(value, 1, a - 1))
-    local claimed_at = tonumber(string.sub(value, a + 1, b - 1))
-    -- A claim is normally replaced by a lease within a millisecond; one older than a
-    -- heartbeat ttl whose consumer is not beating was lost with its consumer.
-    if claimed_at < cutoff and (not seen or tonumber(seen) < cutoff) then
-      redis.call('ZADD', KEYS[3], string.sub(value, b + 1, c - 1), string.sub(value, c + 1))
-      redis.call('RPUSH', KEYS[5], '1')
-      redis.call('HDEL', KEYS[4], claims[i])
-      restored = restored + 1
-    end
-  end
-end
-if #failed > 0 then redis.call('PUBLISH', ARGV[6], table.concat(failed, ',')) end
-return {requeued, failed, restored}
+if #failed > 0 then redis.call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
+return {requeued, failed}
 """

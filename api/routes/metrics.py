@@ -18,13 +18,15 @@ router = APIRouter(tags=["metrics"])
 class _Snapshot(Collector):
     """Gauges read from Redis at scrape time (they are facts of the queue, not of a process)."""
 
-    def __init__(self, depth: dict[Priority, int], consumers: int) -> None:
+    def __init__(self, depth: dict[tuple[str, Priority], int], consumers: int) -> None:
         self._depth, self._consumers = depth, consumers
 
     def collect(self) -> Iterator[Metric]:
-        depth = GaugeMetricFamily("inferq_queue_depth", "Queued computations", labels=["priority"])
-        for priority, count in self._depth.items():
-            depth.add_metric([priority.value], count)
+        depth = GaugeMetricFamily(
+            "inferq_queue_depth", "Queued computations", labels=["model", "priority"]
+        )
+        for (model, priority), count in self._depth.items():
+            depth.add_metric([model, priority.value], count)
         yield depth
         yield GaugeMetricFamily(
             "inferq_consumers_live",

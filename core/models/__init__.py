@@ -13,7 +13,10 @@ BUILTIN_MODELS = (
     "core.models.iris:IrisModel",
     "core.models.burn:BurnModel",
     "core.models.echo:EchoModel",
+    "core.models.digits:DigitsModel",
 )
+DEFAULT_MAX_BATCH_SIZE = 64
+DEFAULT_MAX_BATCH_WAIT_MS = 0.0
 
 
 @runtime_checkable
@@ -28,11 +31,20 @@ class Model(Protocol):
     `input_schema` is the pydantic model every input is validated against
     before it reaches `predict`.
 
+    Optional attributes tune batching: `max_batch_size` (default 64) caps how
+    many inputs one `predict` call receives and `max_batch_wait_ms` (default 0)
+    is the longest a partial batch may be held for more inputs; the settings
+    INFERQ_BATCH_MAX_SIZE and INFERQ_BATCH_MAX_WAIT_MS override both. A model
+    that is not batchable always receives one input per call.
+
     Lifecycle: construct cheaply (importing the class must not import heavy ML
     libraries), call `load()` once per process before the first prediction,
     then call `predict` any number of times. `predict` takes a list of
-    validated inputs and returns a list of JSON-serializable outputs of the
-    same length and order; it may raise, which fails every job in the batch.
+    validated inputs and must return exactly one JSON-serializable output per
+    input, in the same order. If it raises on a batch, inferq runs that batch's
+    inputs one at a time, so only the inputs that fail end `failed`; if it
+    returns the wrong number of outputs, every job of the batch fails with
+    `model_output_mismatch`.
     """
 
     name: str
@@ -44,6 +56,13 @@ class Model(Protocol):
     def load(self) -> None: ...
 
     def predict(self, inputs: list[Any]) -> list[Any]: ...
+
+
+def batch_defaults(model: Model) -> tuple[int, float]:
+    """The model's own (max batch size, max batch wait in ms)."""
+    size = int(getattr(model, "max_batch_size", DEFAULT_MAX_BATCH_SIZE))
+    wait_ms = float(getattr(model, "max_batch_wait_ms", DEFAULT_MAX_BATCH_WAIT_MS))
+    return size, wait_ms
 
 
 def import_model(path: str) -> Model:

@@ -34,6 +34,8 @@ class BurnModel:
     batchable = True
     deterministic = True
     input_schema = BurnInput
+    # Its cost is all per input: the batching policy keeps it at one per call.
+    max_batch_size = 8
 
     def __init__(self, iterations_per_ms: int = 0) -> None:
         self.iterations_per_ms = iterations_per_ms

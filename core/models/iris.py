@@ -24,6 +24,8 @@ class IrisModel:
     batchable = True
     deterministic = True
     input_schema = IrisInput
+    max_batch_size = 64
+    max_batch_wait_ms = 2.0
 
     def __init__(self) -> None:
         self._classifier: Any = None

@@ -53,4 +53,4 @@ def test_two_thousand_concurrent_waiters_complete(redis_server: RedisServer, wor
 
 
 def _queued(redis: Redis, namespace: str) -> int:
-    return sum(redis.zcard(key) for key in redis.scan_iter(match=f"huey.redis.{namespace}*"))
+    return sum(redis.zcard(key) for key in redis.scan_iter(match=f"{namespace}:queue:*"))

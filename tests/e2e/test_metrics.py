@@ -138,4 +138,7 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
         "inferq_direct_waiting",
     ):
         assert series in names, series
-    assert ("inferq_queue_depth", frozenset({("priority", "high")})) in s
+    depth = ("inferq_queue_depth", frozenset({("model", "counting@1"), ("priority", "high")}))
+    assert depth in s
+    assert value(s, "inferq_batch_size_count", model="echo", path="queued") == 3
+    assert value(s, "inferq_batch_size_count", model="echo", path="direct") == 1

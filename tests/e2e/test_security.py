@@ -140,5 +140,5 @@ def test_a_forged_queue_message_is_rejected_logged_and_never_run(
             return "rejected a queue message without a valid signature" in logs
 
         wait_for(logged, what="the rejection in the worker log")
-        assert not redis.hlen(f"{live.namespace}:claims")  # nothing left to put back
+        assert not redis.scard(f"{live.namespace}:leases")  # nothing left to put back
     assert not marker.exists()

@@ -12,7 +12,7 @@ import pytest
 import redis
 import redis.asyncio
 
-import worker
+import worker.scripts
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
 from core.jobs import Priority
@@ -20,9 +20,9 @@ from core.keys import RedisKeys
 from core.models import ModelRegistry
 from tests.support.stack import RedisServer, flush_namespace
 from worker.app import make_huey
+from worker.batches import Batch
 from worker.heartbeat import Heartbeat
 from worker.runner import ComputationRunner
-from worker.tasks import queue_entry
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def settings(redis_server: RedisServer) -> Iterator[Settings]:
 def _submit(settings: Settings, job: PreparedJob, cancel: bool = False) -> str:
     async def go() -> str:
         client = redis.asyncio.Redis.from_url(settings.redis_url)
-        store = JobStore(client, RedisKeys(settings.namespace), _queue_key(settings), settings)
+        store = JobStore(client, RedisKeys(settings.namespace), settings)
         submitted = await store.submit(job)
         if cancel:
             await store.cancel(job.id, job.owner)
@@ -45,26 +45,19 @@ def _submit(settings: Settings, job: PreparedJob, cancel: bool = False) -> str:
     return asyncio.run(go())
 
 
-def _queue_key(settings: Settings) -> str:
-    key: str = make_huey(settings).storage.queue_key
-    return key
+def _runner(settings: Settings, models: ModelRegistry) -> ComputationRunner:
+    huey = make_huey(settings)  # this test's namespace
+    keys = RedisKeys(settings.namespace)
+    return ComputationRunner(
+        huey.storage.conn, keys, models, settings, "w1", huey.storage.queue_key
+    )
 
 
 def _dequeue_and_run(settings: Settings, models: ModelRegistry) -> None:
-    huey = make_huey(settings)  # this test's namespace; the task lives on worker.huey
-    data = huey.storage.dequeue()
-    assert data is not None
-    task = worker.huey.deserialize_task(data)
-    runner = ComputationRunner(
-        huey.storage.conn,
-        RedisKeys(settings.namespace),
-        models,
-        settings,
-        "w1",
-        encode=lambda payload: queue_entry(payload, payload["rank"], at_us=0),
-        queue_key=huey.storage.queue_key,
-    )
-    runner.run(*task.args)
+    runner = _runner(settings, models)
+    batch = runner.take()
+    assert isinstance(batch, Batch)
+    runner.run(batch)
 
 
 def _job(model: str, version: str, payload: dict[str, object]) -> PreparedJob:
@@ -88,19 +81,17 @@ def test_a_huey_message_written_by_the_api_runs_in_the_worker(settings: Settings
 def test_a_canceled_computation_is_skipped(settings: Settings) -> None:
     job = _job("echo", "1", {"a": 2})
     _submit(settings, job, cancel=True)
-    _dequeue_and_run(settings, ModelRegistry.from_paths([]))
+    assert _runner(settings, ModelRegistry.from_paths([])).take() is None
     record = _record(settings, job.id)
     assert record["status"] == "canceled" and record["attempts"] == "0"
     assert "result" not in record
 
 
-def test_a_model_version_the_worker_does_not_have_fails_clearly(settings: Settings) -> None:
+def test_a_worker_never_runs_a_model_version_it_does_not_have(settings: Settings) -> None:
     job = _job("echo", "0", {"a": 3})
     _submit(settings, job)
-    _dequeue_and_run(settings, ModelRegistry.from_paths([]))
-    record = _record(settings, job.id)
-    assert record["status"] == "failed"
-    assert json.loads(record["error"])["code"] == "model_version_mismatch"
+    assert _runner(settings, ModelRegistry.from_paths([])).take() is None
+    assert _record(settings, job.id)["status"] == "queued"
 
 
 def test_heartbeat_records_and_removes_the_worker(settings: Settings) -> None:
@@ -120,6 +111,6 @@ def test_heartbeat_records_and_removes_the_worker(settings: Settings) -> None:
 def test_every_lua_script_compiles(redis_server: RedisServer) -> None:
     client = redis_server.client()
     sources = {name: value for name, value in vars(worker.scripts).items() if name.isupper()}
-    assert {"SUBMIT", "CLAIM", "START", "FINISH", "REAP"} <= set(sources)
+    assert {"SUBMIT", "TAKE", "FINISH", "REAP"} <= set(sources)
     for name, source in sources.items():
         assert client.script_load(source), name

@@ -52,3 +52,41 @@ class FailingModel:
 
     def predict(self, inputs: list[Any]) -> list[Any]:
         raise ValueError(inputs[0].reason)
+
+
+class BatchInput(BaseModel):
+    key: str
+    sleep_ms: int = Field(0, ge=0, le=2_000)
+    fail: bool = False  # the model raises on any batch that holds this input
+    short: bool = False  # the model returns one output too few for a batch holding it
+
+
+class BatchingModel:
+    """Records every call's batch to $INFERQ_TEST_RUNS_FILE.batches: `size key,key,...`.
+
+    A call sleeps once, for the longest `sleep_ms` in it: a fixed cost per call,
+    which is what makes batching pay.
+    """
+
+    name = "batching"
+    version = "1"
+    batchable = True
+    deterministic = False
+    input_schema = BatchInput
+    max_batch_size = 16
+
+    def load(self) -> None:
+        self._batches_file = os.environ["INFERQ_TEST_RUNS_FILE"] + ".batches"
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        with open(self._batches_file, "a") as batches:
+            batches.write(f"{self.name} {len(inputs)} {','.join(i.key for i in inputs)}\n")
+        time.sleep(max(item.sleep_ms for item in inputs) / 1000)
+        if any(item.fail for item in inputs):
+            raise ValueError("asked to fail")
+        outputs = [{"key": item.key, "batch": len(inputs)} for item in inputs]
+        return outputs[:-1] if any(item.short for item in inputs) else outputs
+
+
+class OtherBatchingModel(BatchingModel):
+    name = "batching2"

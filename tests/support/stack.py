@@ -16,7 +16,10 @@ import redis
 
 from scripts import stack
 
-TEST_MODELS = "tests.support.models:CountingModel,tests.support.models:FailingModel"
+TEST_MODELS = ",".join(
+    f"tests.support.models:{name}"
+    for name in ("CountingModel", "FailingModel", "BatchingModel", "OtherBatchingModel")
+)
 
 
 @dataclass
@@ -57,6 +60,14 @@ class Stack:
     @property
     def runs_file(self) -> Path:
         return Path(self.env["INFERQ_TEST_RUNS_FILE"])
+
+    def batches(self) -> list[tuple[str, list[str]]]:
+        """Every call of the batching models, in order: (model, keys in the batch)."""
+        path = Path(f"{self.runs_file}.batches")
+        if not path.exists():
+            return []
+        calls = [line.split() for line in path.read_text().splitlines()]
+        return [(model, keys.split(",")) for model, _, keys in calls]
 
     def runs(self) -> list[str]:
         """Keys the counting model has run on, in order."""

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from config import Settings
-from config.logging import configure_logging
+from config.logging import configure_logging, stop_logging
 
-THIRD_PARTY = ("huey", "uvicorn", "uvicorn.error", "uvicorn.access")
+THIRD_PARTY = ("huey", "huey.consumer", "uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @pytest.fixture
@@ -34,6 +34,7 @@ def _file_lines_after_logging(tmp_path: Path, level: str) -> str:
     logging.getLogger("uvicorn.access").info('"POST /jobs HTTP/1.1" 202')
     logging.getLogger("huey").warning("a huey warning")
     logging.getLogger("worker.runner").info("job abc running")
+    stop_logging()  # writes out what is still queued
     return "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
 
 
@@ -46,6 +47,14 @@ def test_warning_level_silences_per_task_and_access_lines(tmp_path: Path) -> Non
 
 
 @pytest.mark.usefixtures("restore_logging")
-def test_info_level_keeps_them(tmp_path: Path) -> None:
+def test_info_level_keeps_job_and_access_lines_but_not_hueys_per_task_lines(
+    tmp_path: Path,
+) -> None:
     logged = _file_lines_after_logging(tmp_path, "INFO")
-    assert "Executing" in logged and "POST /jobs" in logged and "job abc running" in logged
+    assert "POST /jobs" in logged and "job abc running" in logged
+    assert "Executing" not in logged and "a huey warning" in logged
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_debug_level_keeps_hueys_per_task_lines(tmp_path: Path) -> None:
+    assert "Executing" in _file_lines_after_logging(tmp_path, "DEBUG")

@@ -12,7 +12,7 @@ from core.models.iris import IrisInput, IrisModel
 
 def test_builtin_models_implement_the_protocol() -> None:
     names = {model.name for model in ModelRegistry.from_paths([])}
-    assert names == {"iris", "burn", "echo"}
+    assert names == {"iris", "burn", "echo", "digits"}
     assert all(isinstance(model, Model) for model in ModelRegistry.from_paths([]))
 
 
@@ -30,7 +30,7 @@ def test_bad_model_paths_are_refused(path: str) -> None:
 
 
 def test_unknown_model_error_names_model_and_known_ones() -> None:
-    with pytest.raises(UnknownModelError, match=r"'x'.*burn, echo, iris"):
+    with pytest.raises(UnknownModelError, match=r"'x'.*burn, digits, echo, iris"):
         ModelRegistry.from_paths([]).get("x")
 
 
@@ -78,3 +78,24 @@ def test_iris_classifies_the_three_species() -> None:
     outputs = model.predict(inputs)
     assert [o["class"] for o in outputs] == ["setosa", "versicolor", "virginica"]
     assert all(abs(sum(o["probabilities"].values()) - 1) < 1e-4 for o in outputs)
+
+
+def test_digits_validates_strictly_and_predicts_held_out_images() -> None:
+    from sklearn.datasets import load_digits
+
+    from core.models.digits import DigitsInput, DigitsModel
+
+    for bad in ([True] * 64, [3.5] * 64, ["3"] * 64, [1] * 63, [17] * 64):
+        with pytest.raises(ValidationError):
+            DigitsInput(pixels=bad)
+    model = DigitsModel()
+    model.load()
+    data = load_digits()
+    held_out = range(len(data.target) - 200, len(data.target))
+    inputs = [DigitsInput(pixels=[int(v) for v in data.data[i]]) for i in held_out]
+    outputs = model.predict(inputs)
+    assert len(outputs) == len(inputs)
+    correct = sum(out["digit"] == data.target[i] for out, i in zip(outputs, held_out, strict=True))
+    assert correct / len(inputs) > 0.85
+    assert set(outputs[0]["probabilities"]) == {str(d) for d in range(10)}
+    assert model.predict(inputs[:3]) == outputs[:3]  # deterministic, batch or not
