@@ -43,7 +43,8 @@ class _ModelLane:
     pending: int = 0  # waiting plus running
     arrivals: ArrivalRate = field(default_factory=ArrivalRate)
     overlapping: int = 0
-    hold_until: float = 0.0
+    timer: asyncio.TimerHandle | None = None  # set while a partial batch is held
+    held_once: bool = False  # the waiting batch was held already: do not hold it again
 
 
 class DirectPool:
@@ -131,6 +132,7 @@ class DirectPool:
             batch = [
                 lane.waiting.popleft() for _ in range(min(lane.policy.target, len(lane.waiting)))
             ]
+            lane.held_once = False
             batch = [r for r in batch if not r.future.done()]
             if not batch:
                 continue
@@ -144,20 +146,23 @@ class DirectPool:
         self, lane: _ModelLane, others_waiting: bool, loop: asyncio.AbstractEventLoop
     ) -> bool:
         """Hold a partial batch for more inputs when that pays (see BatchPolicy.wait_s)."""
-        now = loop.time()
-        if lane.hold_until:
-            if now < lane.hold_until and len(lane.waiting) < lane.policy.target:
+        if lane.timer is not None:  # already holding: until full or the timer fires
+            if len(lane.waiting) < lane.policy.target:
                 return True
-            lane.hold_until = 0.0
+            lane.timer.cancel()
+            lane.timer = None
             return False
-        if others_waiting:
+        if lane.held_once or others_waiting:
             return False
         wait = lane.policy.wait_s(len(lane.waiting), lane.arrivals.rate, self._free > 1)
         if wait <= 0:
             return False
-        lane.hold_until = now + wait
-        loop.call_later(wait, self._dispatch)
+        lane.timer = loop.call_later(wait, self._end_hold, lane)
         return True
+
+    def _end_hold(self, lane: _ModelLane) -> None:
+        lane.timer, lane.held_once = None, True  # this batch goes next, as it is
+        self._dispatch()
 
     async def _run(self, model: str, lane: _ModelLane, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()

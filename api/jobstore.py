@@ -8,6 +8,7 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
+from api.coalesce import CoalescedScript
 from config import Settings
 from core import admission
 from core.errors import (
@@ -50,7 +51,7 @@ class JobStore:
         self._settings = settings
         self._job_ttl = settings.job_ttl_s
         self._share_results = settings.result_cache_ttl_s > 0
-        self._submit = redis.register_script(scripts.SUBMIT)
+        self._submit = CoalescedScript(redis, scripts.SUBMIT)
         self._record_cached = redis.register_script(scripts.RECORD_CACHED)
         self._cancel = redis.register_script(scripts.CANCEL)
         self._expire_due = redis.register_script(scripts.EXPIRE_DUE)

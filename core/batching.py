@@ -17,9 +17,12 @@ from core.models import Model, batch_defaults
 # A batch is big enough once its per-input cost is within this share of the best
 # possible (the marginal cost `a`): bigger batches only add latency.
 EFFICIENCY_SLACK = 0.1
-# A batch may cost at most this many single calls, so batching never multiplies the
-# latency of the inputs it holds (`burn`, whose cost is all per input, stays at 1).
+# A batch may cost at most this many single calls, or a single call plus the slack,
+# whichever is more: batching never multiplies the latency of the inputs it holds
+# (`burn`, whose cost is all per input, stays at 1), and a cheap model may still add
+# a few milliseconds to gather dozens of inputs.
 LATENCY_FACTOR = 2.0
+LATENCY_SLACK_S = 0.005
 DECAY = 0.95  # weight of history in the cost fit: about the last 20 batches count
 
 
@@ -92,7 +95,9 @@ class BatchPolicy:
         if a <= 0:
             return self.max_size
         efficient = math.ceil(b / (EFFICIENCY_SLACK * a))
-        bounded = math.floor(((LATENCY_FACTOR - 1) * (a + b) + a) / a)
+        single = a + b
+        budget = max(LATENCY_FACTOR * single, single + LATENCY_SLACK_S)
+        bounded = math.floor((budget - b) / a)
         return max(1, min(self.max_size, efficient, bounded))
 
     def wait_s(self, have: int, arrivals_per_s: float, others_idle: bool) -> float:

@@ -31,17 +31,34 @@ def architectures(cfg: LoadConfig, model_processes: int) -> dict[str, Architectu
     n = str(model_processes)
     # Admission leaves room for the run itself inside the client's patience.
     deadline = f"{max(0.1, cfg.timeout_s * 0.75):.2f}"
-    queued = {"INFERQ_DIRECT_WORKERS": "1", "INFERQ_QUEUE_MAX_DEPTH": "1000000"}
+    # The comparison architectures run one input per model call, as before batching;
+    # the *-batched ones run the shipped batching.
+    unbatched = {"INFERQ_BATCH_MAX_SIZE": "1"}
+    queued = {"INFERQ_DIRECT_WORKERS": "1", "INFERQ_QUEUE_MAX_DEPTH": "1000000", **unbatched}
+    direct = {"INFERQ_DIRECT_WORKERS": n, "INFERQ_DIRECT_SHEDDING": "false"}
     return {
         "direct": Architecture(
-            f"direct /predict, {n} pool processes, no shedding",
+            f"direct /predict, {n} pool processes, no shedding, no batching",
             "Direct",
-            {"INFERQ_DIRECT_WORKERS": n, "INFERQ_DIRECT_SHEDDING": "false"},
+            {**direct, **unbatched},
+        ),
+        "direct-batched": Architecture(
+            f"direct /predict, {n} pool processes, no shedding, batching", "Direct", direct
         ),
         "direct-shed": Architecture(
             f"direct /predict, {n} pool processes, shedding past {4 * model_processes} pending",
             "Direct",
-            {"INFERQ_DIRECT_WORKERS": n, "INFERQ_DIRECT_MAX_PENDING": str(4 * model_processes)},
+            {
+                "INFERQ_DIRECT_WORKERS": n,
+                "INFERQ_DIRECT_MAX_PENDING": str(4 * model_processes),
+                **unbatched,
+            },
+        ),
+        "queued-batched": Architecture(
+            f"queued wait=true, {n} consumer processes, no admission control, batching",
+            "QueuedWait",
+            {k: v for k, v in queued.items() if k != "INFERQ_BATCH_MAX_SIZE"},
+            model_processes,
         ),
         "queued": Architecture(
             f"queued wait=true, {n} consumer processes, no admission control",
@@ -73,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--archs",
         default=",".join(DEFAULT_ARCHITECTURES),
-        help="comma-separated: direct, direct-shed, queued, queued-admission, queued-poll",
+        help="comma-separated: direct, direct-batched, direct-shed, queued, queued-batched, "
+        "queued-admission, queued-poll",
     )
     parser.add_argument("--target", help="test this running deployment instead of starting stacks")
     parser.add_argument(
@@ -89,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rates", help="open-loop arrivals per second per step, e.g. 10,25,50,100")
     parser.add_argument("--step-seconds", type=float)
     parser.add_argument("--timeout", type=float, default=2.0, help="client timeout in seconds")
-    parser.add_argument("--model", default="burn", choices=["burn", "echo"])
+    parser.add_argument("--model", default="burn", choices=["burn", "echo", "digits"])
     parser.add_argument("--work-ms", type=int, default=20, help="median burn work per request")
     parser.add_argument("--cached-share", type=float, default=0.0, help="share of repeated inputs")
     parser.add_argument("--seed", type=int, default=1)

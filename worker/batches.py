@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.batching import BatchPolicy
@@ -65,16 +67,22 @@ class WorkSource:
     ) -> None:
         self.redis, self.keys, self.queues, self.worker_id = redis, keys, queues, worker_id
         self.huey_queue, self.heartbeat_ttl_s, self.block_s = huey_queue, settings_ttl_s, block_s
+        self._script = redis.register_script(scripts.TAKE)
+        self._sha = self._script.sha
 
     def take(self, lease: str) -> Taken | bytes | None:
         """Block briefly for work; a huey task message, a batch, or None when idle."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.blpop([self.keys.queue_tokens], timeout=self.block_s)
-        self._take(pipe, lease, append_to=None)
+        pipe.evalsha(self._sha, *self._take_args(lease, None, 0))
         try:
-            reply = pipe.execute()[-1]
+            reply = pipe.execute(raise_on_error=False)[-1]
         except RedisTimeoutError:
             return None
+        if isinstance(reply, NoScriptError):  # a restarted Redis: load it, take again
+            reply = self._take_alone(lease, None, 0)
+        if isinstance(reply, Exception):
+            raise reply
         if not reply:
             return None
         if reply[0] == b"task":
@@ -83,17 +91,18 @@ class WorkSource:
 
     def take_more(self, batch: Batch, want: int) -> Taken:
         """Add up to `want` computations of the batch's model to it (after a wait)."""
-        pipe = self.redis.pipeline(transaction=False)
-        self._take(pipe, batch.lease, append_to=batch.queue, want=want)
-        return self._parse(pipe.execute()[-1], batch.lease)
+        return self._parse(self._take_alone(batch.lease, batch.queue, want), batch.lease)
 
-    def _take(self, pipe: object, lease: str, append_to: ServedQueue | None, want: int = 0) -> None:
-        # EVAL, not a registered Script: redis-py sends SCRIPT EXISTS ahead of any
-        # pipeline holding a Script, a round trip per dequeue (seen in py-spy).
+    def _take_alone(self, lease: str, append_to: ServedQueue | None, want: int) -> Any:
+        # EVALSHA through a registered Script: it loads the script when Redis lacks it.
+        numkeys, *rest = self._take_args(lease, append_to, want)
+        return self._script(keys=rest[:numkeys], args=rest[numkeys:])
+
+    def _take_args(self, lease: str, append_to: ServedQueue | None, want: int) -> list[Any]:
+        """numkeys, keys, then arguments of TAKE (see worker/scripts.py)."""
         number = "" if append_to is None else str(self.queues.index(append_to) + 1)
         targets = [want if q is append_to else q.policy.target for q in self.queues]
-        pipe.eval(  # type: ignore[attr-defined]
-            scripts.TAKE,
+        return [
             6 + len(self.queues),
             self.keys.queue_tokens,
             self.keys.leases,
@@ -110,22 +119,22 @@ class WorkSource:
             self.heartbeat_ttl_s,
             number,
             *targets,
-        )
+        ]
 
-    def _parse(self, reply: list[object], lease: str) -> Taken:
+    def _parse(self, reply: list[Any], lease: str) -> Taken:
         _, number, members, started, expired, others, busy, live, seq = reply
-        queue = self.queues[int(number) - 1]  # type: ignore[call-overload]
+        queue = self.queues[int(number) - 1]
         batch = None
         if members:
             batch = Batch(
                 queue,
                 lease,
-                [Computation.from_member(m) for m in members],  # type: ignore[attr-defined]
-                _triples(started),  # type: ignore[arg-type]
+                [Computation.from_member(m) for m in members],
+                _triples(started),
                 others_queued=bool(others),
-                others_idle=int(busy) < int(live),  # type: ignore[call-overload]
+                others_idle=int(busy) < int(live),
             )
-        return Taken(queue, batch, _triples(expired), int(seq))  # type: ignore[arg-type,call-overload]
+        return Taken(queue, batch, _triples(expired), int(seq))
 
 
 def _triples(flat: list[bytes]) -> list[tuple[str, str, str]]:

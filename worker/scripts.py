@@ -51,12 +51,16 @@ local ahead = 0
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[9])) do
   ahead = ahead + redis.call('ZCOUNT', queue, '-inf', '(' .. ARGV[9])
 end
-local consumers = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
-local service_ms = tonumber(redis.call('HGET', KEYS[6], 'service_ms') or '0')
+local function capacity()
+  local consumers = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
+  return consumers, tonumber(redis.call('HGET', KEYS[6], 'service_ms') or '0')
+end
 if ahead >= tonumber(ARGV[12]) then
+  local consumers, service_ms = capacity()
   return {'rejected', 'queue_full', ahead, consumers, tostring(service_ms)}
 end
 if ARGV[13] ~= '' then
+  local consumers, service_ms = capacity()
   local deadline_ms = tonumber(ARGV[14]) * 1000
   if consumers == 0 or ahead * service_ms / consumers > deadline_ms then
     return {'rejected', 'deadline', ahead, consumers, tostring(service_ms)}
@@ -125,21 +129,21 @@ while #members < want and popped < 4 * want + 16 do
   local live = 0
   for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
     local key = ARGV[3] .. id
-    local status, prio, created, due = unpack(redis.call('HMGET', key, 'status', 'priority',
-      'created_at', 'deadline_at'))
+    local status, prio, created, due, attempts = unpack(redis.call('HMGET', key, 'status',
+      'priority', 'created_at', 'deadline_at', 'attempts'))
     if status == 'queued' and due and tonumber(due) <= now then
       redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
       for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
       table.insert(expired_ids, id)
     elseif status == 'queued' then
-      redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1])
-      redis.call('HINCRBY', key, 'attempts', 1)
+      redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
+        'attempts', tonumber(attempts or '0') + 1)
       for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
       live = live + 1
     end
   end
   if live > 0 then
-    if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], ARGV[1]) end
+    if #members == 0 and ARGV[7] == '' then redis.call('RPUSH', KEYS[3], ARGV[1]) end
     redis.call('RPUSH', KEYS[3], queue, score, member)
     table.insert(members, member)
   else
@@ -210,17 +214,13 @@ for c = 6, #ARGV, 5 do
       'status', 'priority', 'started_at', 'attempts', 'cache_key'))
     if old == 'queued' or old == 'running' then
       started = started or ARGV[2]
-      redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started)
       local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
         attempts = attempts, cache_key = cache_key}
-      if result ~= '' then
-        redis.call('HSET', key, 'result', result)
-        record.result = result
-      end
-      if err ~= '' then
-        redis.call('HSET', key, 'error', err)
-        record.error = err
-      end
+      local outcome, value = 'result', result
+      if err ~= '' then outcome, value = 'error', err end
+      record[outcome] = value
+      redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
+        outcome, value)
       table.insert(records, record)
       for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
     end
