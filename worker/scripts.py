@@ -143,7 +143,9 @@ while #members < want and popped < 4 * want + 16 do
     end
   end
   if live > 0 then
-    if #members == 0 and ARGV[7] == '' then redis.call('RPUSH', KEYS[3], ARGV[1]) end
+    if #members == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
+      redis.call('RPUSH', KEYS[3], ARGV[1])
+    end
     redis.call('RPUSH', KEYS[3], queue, score, member)
     table.insert(members, member)
   else
