@@ -181,10 +181,14 @@ def test_sigkill_mid_batch_reruns_every_job_of_the_batch_once_more(
     assert all(j["attempts"] in (1, 2) for j in jobs)
 
 
+@pytest.mark.parametrize(("max_size", "batched"), [(None, True), ("1", False)])
 def test_concurrent_predicts_share_a_model_call_and_get_their_own_answers(
-    redis_server: RedisServer, workdir: Path
+    redis_server: RedisServer, workdir: Path, max_size: str | None, batched: bool
 ) -> None:
-    with running_stack(redis_server, workdir, consumer_workers=0) as live:
+    env = {"INFERQ_DIRECT_MAX_PENDING": "32"}  # unbatched, 8 would shed some of the 13
+    if max_size:
+        env["INFERQ_BATCH_MAX_SIZE"] = max_size
+    with running_stack(redis_server, workdir, consumer_workers=0, **env) as live:
         keys = [unique("direct") for _ in range(12)]
 
         def predict(key: str, sleep_ms: int = 0) -> dict[str, Any]:
@@ -203,7 +207,7 @@ def test_concurrent_predicts_share_a_model_call_and_get_their_own_answers(
             results = list(pool.map(predict, keys))
             blocker.result()
     assert [r["key"] for r in results] == keys
-    assert any(r["batch"] > 1 for r in results)
+    assert any(r["batch"] > 1 for r in results) is batched
     assert sorted(_flat(_batched_keys(live)[1:])) == sorted(keys)
 
 
