@@ -25,6 +25,7 @@ from loadtest import bench_batching
 from loadtest.config import LoadConfig
 from loadtest.report import StepResult, summarize
 from loadtest.runner import RESULTS, Architecture, architectures, run_architecture
+from loadtest.wrk import require_wrk
 from scripts import stack
 
 WORKERS = 2
@@ -432,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         "overload": bench.overload,
         "batching": bench.batching,
     }
-    for name in args.only.split(",") if args.only else steps:
+    chosen = args.only.split(",") if args.only else list(steps)
+    if "batching" in chosen:
+        require_wrk()  # say so now, not after the other rows have run
+    for name in chosen:
         steps[name]()
     (out / "bench.json").write_text(json.dumps(bench.results, indent=2))
     print(table(bench.results))

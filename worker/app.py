@@ -46,8 +46,6 @@ class WorkRunner(Protocol):
 
     def release(self, batch: Any) -> None: ...
 
-    def flush(self) -> None: ...
-
 
 class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
     """huey whose consumers take batches of jobs, and without per-task revocation look-ups.

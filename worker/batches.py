@@ -17,7 +17,6 @@ from worker import scripts
 from worker.payload import Computation
 
 EXPIRED_ERROR = DEADLINE_EXCEEDED.model_dump_json()
-ScriptCall = tuple[list[str], list[str | int | float]]  # keys, args
 
 
 @dataclass
@@ -68,45 +67,27 @@ class WorkSource:
     ) -> None:
         self.redis, self.keys, self.queues, self.worker_id = redis, keys, queues, worker_id
         self.huey_queue, self.heartbeat_ttl_s, self.block_s = huey_queue, settings_ttl_s, block_s
-        self._take = redis.register_script(scripts.TAKE)
-        self._finish = redis.register_script(scripts.FINISH)
+        self._script = redis.register_script(scripts.TAKE)
+        self._sha = self._script.sha
 
-    def take(
-        self, lease: str, finish: ScriptCall | None = None
-    ) -> tuple[Taken | bytes | None, Any]:
-        """Block briefly for work: a huey task message, a batch, or None when idle.
-
-        `finish`, the settling of the previous batch, rides in the same round trip,
-        ahead of the BLPOP (Redis runs it at once); its reply is returned beside the
-        take's, or the error it met, so the caller can settle again (FINISH is
-        idempotent). The take is never lost to a failed finish: its batch is leased.
-        """
+    def take(self, lease: str) -> Taken | bytes | None:
+        """Block briefly for work; a huey task message, a batch, or None when idle."""
         pipe = self.redis.pipeline(transaction=False)
-        if finish is not None:
-            pipe.evalsha(self._finish.sha, len(finish[0]), *finish[0], *finish[1])
         pipe.blpop([self.keys.queue_tokens], timeout=self.block_s)
-        pipe.evalsha(self._take.sha, *self._take_args(lease, None, 0))
+        pipe.evalsha(self._sha, *self._take_args(lease, None, 0))
         try:
-            replies = pipe.execute(raise_on_error=False)
+            reply = pipe.execute(raise_on_error=False)[-1]
         except RedisTimeoutError:
-            return None, RedisTimeoutError("no reply")
-        finished = replies[0] if finish is not None else None
-        if isinstance(finished, NoScriptError) and finish is not None:  # a restarted Redis
-            finished = self._finish(keys=finish[0], args=finish[1])
-        reply = replies[-1]
-        if isinstance(reply, NoScriptError):
+            return None
+        if isinstance(reply, NoScriptError):  # a restarted Redis: load it, take again
             reply = self._take_alone(lease, None, 0)
         if isinstance(reply, Exception):
             raise reply
         if not reply:
-            return None, finished
+            return None
         if reply[0] == b"task":
-            return bytes(reply[1]), finished
-        return self._parse(reply, lease), finished
-
-    def finish(self, keys: list[str], args: list[str | int | float]) -> Any:
-        """Settle a batch on its own (FINISH), loading the script if Redis lacks it."""
-        return self._finish(keys=keys, args=args)
+            return bytes(reply[1])
+        return self._parse(reply, lease)
 
     def take_more(self, batch: Batch, want: int) -> Taken:
         """Add up to `want` computations of the batch's model to it (after a wait)."""
@@ -115,7 +96,7 @@ class WorkSource:
     def _take_alone(self, lease: str, append_to: ServedQueue | None, want: int) -> Any:
         # EVALSHA through a registered Script: it loads the script when Redis lacks it.
         numkeys, *rest = self._take_args(lease, append_to, want)
-        return self._take(keys=rest[:numkeys], args=rest[numkeys:])
+        return self._script(keys=rest[:numkeys], args=rest[numkeys:])
 
     def _take_args(self, lease: str, append_to: ServedQueue | None, want: int) -> list[Any]:
         """numkeys, keys, then arguments of TAKE (see worker/scripts.py)."""

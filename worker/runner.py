@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -40,15 +39,6 @@ def served_queues(keys: RedisKeys, models: ModelRegistry, settings: Settings) ->
     ]
 
 
-@dataclass
-class _Unsettled:
-    """A batch that has run and whose FINISH is still to be sent."""
-
-    batch: Batch
-    call: tuple[list[str], list[str | int | float]]
-    elapsed: float
-
-
 class ComputationRunner:
     """Per worker process: the loaded models, the queues they serve, and the scripts."""
 
@@ -67,68 +57,34 @@ class ComputationRunner:
             redis, keys, self.queues, worker_id, huey_queue, settings.heartbeat_ttl_s
         )
         self.arrivals = ArrivalRate()
-        self._unsettled: _Unsettled | None = None
+        self._finish = redis.register_script(scripts.FINISH)
         self._reap = redis.register_script(scripts.REAP)
 
     def take(self) -> Batch | bytes | None:
-        """The next batch for this thread, a huey task message, or None.
-
-        The previous batch is settled in the same round trip (see WorkSource.take).
-        """
-        pending = self._unsettled
-        taken, finished = self.source.take(
-            self.keys.lease(claim_field()), pending.call if pending else None
-        )
-        if pending is not None:
-            self._settled(pending, finished)
+        """The next batch for this thread, a huey task message, or None."""
+        taken = self.source.take(self.keys.lease(claim_field()))
         if taken is None or isinstance(taken, bytes):
             return taken
         self._account(taken)
         return taken.batch
 
     def run(self, batch: Batch) -> None:
-        """Run a batch; its settling goes with the next take (or `flush`).
-
-        A failure of inferq's own fails the batch's jobs; it never strands them.
-        """
-        if self._unsettled is not None:  # its settling failed at the last take
-            self.flush()
-        began = time.perf_counter()
+        """Run and settle a batch; a failure of inferq's own fails its jobs, never strands them."""
         try:
             self._fill(batch)
-            began = time.perf_counter()
             outcomes, elapsed = self._predict(batch)
         except Exception as exc:
             log.exception("batch of %s failed outside the model", batch.queue.model)
             failure = ItemOutcome(error=JobError(code="internal_error", message=repr(exc)[:500]))
             outcomes, elapsed = [failure] * len(batch.computations), 0.0
-        self._unsettled = _Unsettled(batch, self._finish_call(batch, outcomes, elapsed), elapsed)
-        policy = batch.queue.policy
-        policy.observe(len(batch.computations), time.perf_counter() - began)
-        metrics.BATCH_TARGET.labels(batch.queue.model, "queued").set(policy.target)
-
-    def flush(self) -> None:
-        """Settle the last batch now (at shutdown, or before giving work back)."""
-        pending = self._unsettled
-        if pending is not None:
-            keys, args = pending.call
-            self._settled(pending, _with_retries(lambda: self.source.finish(keys, args)))
-
-    def _settled(self, pending: _Unsettled, reply: Any) -> None:
-        if isinstance(reply, Exception):  # kept: the next take settles it again
-            log.warning("settling jobs failed (%r); will retry", reply)
-            return
-        self._unsettled = None
-        flat = [v.decode() for v in reply]
-        model = pending.batch.queue.model
-        for job_id, priority, status in zip(flat[::3], flat[1::3], flat[2::3], strict=True):
-            metrics.JOBS_FINISHED.labels(model, priority, status).inc()
-            log.info("job %s %s in %.1f ms", job_id, status, pending.elapsed * 1000)
+        self._finish_batch(batch, outcomes, elapsed)
 
     def _predict(self, batch: Batch) -> tuple[list[ItemOutcome], float]:
         model = batch.queue.model
         ids = ",".join(job_id for job_id, _, _ in batch.started)
-        log.info(
+        # DEBUG: a line per batch before the model call would sit on every job's critical
+        # path (the writer thread takes the GIL); the settle line below says it all.
+        log.debug(
             "jobs %s running model=%s batch=%d worker=%s",
             ids,
             model,
@@ -146,9 +102,28 @@ class ComputationRunner:
         metrics.RUN_TIME.labels(model).observe(elapsed)
         return outcomes, elapsed
 
+    def _finish_batch(self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float) -> None:
+        model = batch.queue.model
+        began = time.perf_counter()
+        settled = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        for job_id, priority, status in settled:
+            metrics.JOBS_FINISHED.labels(model, priority, status).inc()
+            log.info(
+                "job %s %s in %.1f ms model=%s batch=%d worker=%s",
+                job_id,
+                status,
+                elapsed * 1000,
+                model,
+                len(batch.computations),
+                self.worker_id,
+            )
+        # The cost of a batch includes its settle round trip: the fixed cost batching saves.
+        cost = elapsed + time.perf_counter() - began
+        batch.queue.policy.observe(len(batch.computations), cost)
+        metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
+
     def release(self, batch: Batch) -> None:
         """Hand an interrupted batch back to the queue (SIGTERM mid-run)."""
-        self.flush()
         requeued, failed = self._reap_leases(only=batch.lease)
         log.warning("interrupted: re-enqueued jobs %s, failed %s", requeued, failed)
 
@@ -183,14 +158,14 @@ class ComputationRunner:
             metrics.JOBS_STARTED.labels(taken.batch.queue.model, priority).inc()
             metrics.QUEUE_WAIT.labels(taken.batch.queue.model).observe(now - float(created_at))
 
-    def _finish_call(
+    def _settle(
         self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
-    ) -> tuple[list[str], list[str | int | float]]:
-        """Keys and arguments of the FINISH script for this batch."""
+    ) -> list[tuple[str, str, str]]:
+        share_ttl = self.settings.result_cache_ttl_s
         args: list[str | int | float] = [
             self.keys.job_prefix,
             now_ts(),
-            self.settings.result_cache_ttl_s,
+            share_ttl,
             self.keys.done_channel,
             f"{elapsed * 1000 / len(outcomes):.3f}",
         ]
@@ -202,7 +177,9 @@ class ComputationRunner:
                 outcome.result_json,
                 outcome.error.model_dump_json() if outcome.error else "",
             ]
-        return [batch.lease, self.keys.leases, self.keys.stats], args
+        settled = self._finish(keys=[batch.lease, self.keys.leases, self.keys.stats], args=args)
+        flat = [v.decode() for v in settled]
+        return list(zip(flat[::3], flat[1::3], flat[2::3], strict=True))
 
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
         requeued, failed = self._reap(

@@ -53,8 +53,6 @@ def requeue_interrupted(signal: str, task: object) -> None:
 
 @huey.on_shutdown(name="inferq.stop_heartbeat")
 def stop_heartbeat() -> None:
-    if huey.runner is not None:
-        huey.runner.flush()  # the last batch's jobs are settled before the process goes
     if _heartbeat is not None:
         _heartbeat.stop()
     metrics.mark_process_dead()

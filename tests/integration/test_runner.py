@@ -58,7 +58,6 @@ def _dequeue_and_run(settings: Settings, models: ModelRegistry) -> None:
     batch = runner.take()
     assert isinstance(batch, Batch)
     runner.run(batch)
-    runner.flush()
 
 
 def _job(model: str, version: str, payload: dict[str, object]) -> PreparedJob:
