@@ -82,9 +82,7 @@ class ComputationRunner:
     def _predict(self, batch: Batch) -> tuple[list[ItemOutcome], float]:
         model = batch.queue.model
         ids = ",".join(job_id for job_id, _, _ in batch.started)
-        # DEBUG: a line per batch before the model call would sit on every job's critical
-        # path (the writer thread takes the GIL); the settle line below says it all.
-        log.debug(
+        log.info(
             "jobs %s running model=%s batch=%d worker=%s",
             ids,
             model,
