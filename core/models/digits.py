@@ -11,16 +11,26 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
-def _whole_number(value: object) -> object:
-    # JSON Schema's "integer": 3 and 3.0 are integers; true, "3" and 3.5 are not.
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError("must be an integer")
-    if isinstance(value, float) and not value.is_integer():
-        raise ValueError("must be an integer")
-    return int(value)
+def _whole_numbers(value: object) -> object:
+    # JSON Schema's "integer": 3 and 3.0 are integers; true, "3" and 3.5 are not. One
+    # pass over the list here, then pydantic's own (compiled) checks of each pixel.
+    if not isinstance(value, list):
+        return value  # pydantic reports the type error
+    pixels = []
+    for index, item in enumerate(value):
+        if type(item) is float and item.is_integer():
+            item = int(item)
+        if type(item) is not int:
+            raise ValueError(f"pixel {index} must be an integer, not {item!r:.20}")
+        pixels.append(item)
+    return pixels
 
 
-Pixel = Annotated[int, Field(ge=0, le=16), BeforeValidator(_whole_number)]
+Pixels = Annotated[
+    list[Annotated[int, Field(ge=0, le=16)]],
+    BeforeValidator(_whole_numbers),
+    Field(min_length=64, max_length=64),
+]
 TRAIN_SHARE = 0.8  # the rest is held out (reference data for model checks)
 SEED = 0
 
@@ -30,7 +40,7 @@ class DigitsInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pixels: list[Pixel] = Field(min_length=64, max_length=64)
+    pixels: Pixels
 
 
 class DigitsModel:
