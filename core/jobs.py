@@ -30,17 +30,11 @@ class Priority(StrEnum):
     LOW = "low"
 
     @property
-    def rank(self) -> int:
-        """huey's priority number: larger runs first."""
-        return _RANKS[self]
-
-    @property
     def band(self) -> int:
         """Where this priority's queue scores start: lower scores run first."""
         return _BANDS[self] * BAND_WIDTH
 
 
-_RANKS = {Priority.HIGH: 10, Priority.NORMAL: 5, Priority.LOW: 0}
 _BANDS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 # A queue score is band + arrival number: priority first, FIFO within it. Three bands of
 # 10^14 stay below 2^53, so Redis's double scores hold every one exactly.

@@ -1,4 +1,4 @@
-"""How a consumer worker names itself in heartbeats, leases, claims and job records."""
+"""How a consumer worker names itself in heartbeats, leases and job records."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ def worker_identity() -> str:
 
 
 def claim_field() -> str:
-    """The consumer thread that pops and runs a message (huey may run worker threads)."""
+    """The consumer thread that takes and runs a batch (huey may run worker threads)."""
     return f"{worker_identity()}/{threading.get_ident()}"
