@@ -120,15 +120,17 @@ class DirectPool:
         """Send batches to free pool processes, oldest waiting request first."""
         loop = asyncio.get_running_loop()
         while self._free > 0:
-            ready = [(m, lane) for m, lane in self._lanes.items() if lane.waiting]
-            if not ready:
+            ready = sorted(
+                (item for item in self._lanes.items() if item[1].waiting),
+                key=lambda item: item[1].waiting[0].arrived,
+            )
+            chosen = next(
+                (item for item in ready if not self._should_hold(item[1], len(ready) > 1, loop)),
+                None,
+            )
+            if chosen is None:
                 return
-            name, lane = min(ready, key=lambda item: item[1].waiting[0].arrived)
-            if self._should_hold(lane, len(ready) > 1, loop):
-                if len(ready) == 1:
-                    return
-                ready = [r for r in ready if r[1] is not lane]
-                name, lane = min(ready, key=lambda item: item[1].waiting[0].arrived)
+            name, lane = chosen
             batch = [
                 lane.waiting.popleft() for _ in range(min(lane.policy.target, len(lane.waiting)))
             ]
@@ -143,7 +145,7 @@ class DirectPool:
             task.add_done_callback(self._running.discard)
 
     def _should_hold(
-        self, lane: _ModelLane, others_waiting: bool, loop: asyncio.AbstractEventLoop
+        self, lane: _ModelLane, others_queued: bool, loop: asyncio.AbstractEventLoop
     ) -> bool:
         """Hold a partial batch for more inputs when that pays (see BatchPolicy.wait_s)."""
         if lane.timer is not None:  # already holding: until full or the timer fires
@@ -152,9 +154,11 @@ class DirectPool:
             lane.timer.cancel()
             lane.timer = None
             return False
-        if lane.held_once or others_waiting:
+        if lane.held_once:
             return False
-        wait = lane.policy.wait_s(len(lane.waiting), lane.arrivals.rate, self._free > 1)
+        wait = lane.policy.wait_s(
+            len(lane.waiting), lane.arrivals.rate, self._free > 1, others_queued
+        )
         if wait <= 0:
             return False
         lane.timer = loop.call_later(wait, self._end_hold, lane)

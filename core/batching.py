@@ -100,17 +100,22 @@ class BatchPolicy:
         bounded = math.floor((budget - b) / a)
         return max(1, min(self.max_size, efficient, bounded))
 
-    def wait_s(self, have: int, arrivals_per_s: float, others_idle: bool) -> float:
+    def wait_s(
+        self, have: int, arrivals_per_s: float, others_idle: bool, others_queued: bool = False
+    ) -> float:
         """How long to hold a batch of `have` inputs for more; 0 means dispatch now.
 
         `arrivals_per_s` counts only arrivals that overlapped other pending work.
         Waiting pays only when more such inputs are expected within the window, and
         only when no other model process is idle (an idle one would take the next
-        input at once, so holding this batch would only add latency). An idle
-        service or a lone client therefore never waits.
+        input at once, so holding this batch would only add latency), and never
+        while another model's work is queued. An idle service or a lone client
+        therefore never waits.
         """
         missing = self.target - have
-        if self.max_wait_s <= 0 or missing <= 0 or others_idle or arrivals_per_s <= 0:
+        if self.max_wait_s <= 0 or missing <= 0 or others_idle or others_queued:
+            return 0.0
+        if arrivals_per_s <= 0:
             return 0.0
         if arrivals_per_s * self.max_wait_s < 1:
             return 0.0

@@ -41,8 +41,7 @@ def shipped_stack(workdir: Path, **env: str) -> Iterator[tuple[str, redis.Redis]
     url = f"http://127.0.0.1:{api_port}"
     try:
         procs.append(stack.start_redis(redis_port, workdir / "redis"))
-        consumer = [str(stack.BIN / "huey_consumer"), "worker.huey", "-k", "process", "-w", "2"]
-        procs.append(stack.start(consumer, environment, workdir / "consumer.log"))
+        procs.append(stack.start_consumer(environment, 2, workdir / "consumer.log"))
         api = [str(stack.BIN / "uvicorn"), "api.main:app", "--host", "127.0.0.1"]
         procs.append(stack.start([*api, "--port", str(api_port)], environment, workdir / "api.log"))
         stack.wait_until(lambda: stack.http_ok(url + "/readyz"), 90, "the shipped stack")

@@ -62,11 +62,11 @@ class WorkSource:
         queues: list[ServedQueue],
         worker_id: str,
         huey_queue: str,
-        settings_ttl_s: float,
+        heartbeat_ttl_s: float,
         block_s: float = 1.0,
     ) -> None:
         self.redis, self.keys, self.queues, self.worker_id = redis, keys, queues, worker_id
-        self.huey_queue, self.heartbeat_ttl_s, self.block_s = huey_queue, settings_ttl_s, block_s
+        self.huey_queue, self.heartbeat_ttl_s, self.block_s = huey_queue, heartbeat_ttl_s, block_s
         self._script = redis.register_script(scripts.TAKE)
         self._sha = self._script.sha
 

@@ -134,8 +134,10 @@ class ComputationRunner:
     def _fill(self, batch: Batch) -> None:
         """Delayed batching: hold a partial batch for more inputs when that pays."""
         policy = batch.queue.policy
-        wait = policy.wait_s(len(batch.computations), self.arrivals.rate, batch.others_idle)
-        if wait <= 0 or batch.others_queued:
+        wait = policy.wait_s(
+            len(batch.computations), self.arrivals.rate, batch.others_idle, batch.others_queued
+        )
+        if wait <= 0:
             return
         time.sleep(wait)
         more = self.source.take_more(batch, policy.target - len(batch.computations))

@@ -119,7 +119,7 @@ if not chosen then
 end
 local queue, want = KEYS[6 + chosen], tonumber(ARGV[7 + chosen])
 local members, started, expired, expired_ids = {}, {}, {}, {}
-local popped, live_total = 0, 0
+local popped = 0
 while #members < want and popped < 4 * want + 16 do
   local head = redis.call('ZPOPMIN', queue)
   if #head == 0 then break end

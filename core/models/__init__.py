@@ -58,6 +58,12 @@ class Model(Protocol):
     def predict(self, inputs: list[Any]) -> list[Any]: ...
 
 
+def class_probabilities(labels: list[str], row: Any, places: int) -> tuple[str, dict[str, float]]:
+    """The most probable label of one `predict_proba` row, and every label's probability."""
+    probabilities = {label: round(float(p), places) for label, p in zip(labels, row, strict=True)}
+    return labels[int(row.argmax())], probabilities
+
+
 def batch_defaults(model: Model) -> tuple[int, float]:
     """The model's own (max batch size, max batch wait in ms)."""
     size = int(getattr(model, "max_batch_size", DEFAULT_MAX_BATCH_SIZE))

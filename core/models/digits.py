@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from core.models import class_probabilities
+
 
 def _whole_numbers(value: object) -> object:
     # JSON Schema's "integer": 3 and 3.0 are integers; true, "3" and 3.5 are not. One
@@ -71,10 +73,6 @@ class DigitsModel:
         return [self._describe(row) for row in probabilities]
 
     def _describe(self, row: Any) -> dict[str, Any]:
-        classes = self._forest.classes_
-        return {
-            "digit": int(classes[int(row.argmax())]),
-            "probabilities": {
-                str(int(c)): round(float(p), 4) for c, p in zip(classes, row, strict=True)
-            },
-        }
+        labels = [str(int(c)) for c in self._forest.classes_]
+        best, probabilities = class_probabilities(labels, row, places=4)
+        return {"digit": int(best), "probabilities": probabilities}

@@ -4,6 +4,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.models import class_probabilities
+
 
 class IrisInput(BaseModel):
     """Flower measurements in centimetres."""
@@ -46,10 +48,5 @@ class IrisModel:
         return [self._describe(probs) for probs in self._classifier.predict_proba(rows)]
 
     def _describe(self, probs: Any) -> dict[str, Any]:
-        best = int(probs.argmax())
-        return {
-            "class": self._classes[best],
-            "probabilities": {
-                c: round(float(p), 6) for c, p in zip(self._classes, probs, strict=True)
-            },
-        }
+        best, probabilities = class_probabilities(self._classes, probs, places=6)
+        return {"class": best, "probabilities": probabilities}
