@@ -12,6 +12,7 @@ import logging
 import math
 import multiprocessing
 from collections import deque
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -19,7 +20,14 @@ from dataclasses import dataclass, field
 from api.metrics import DIRECT_IN_FLIGHT, DIRECT_SHED, DIRECT_WAITING
 from config import Settings
 from core.batching import ArrivalRate, BatchPolicy, policy_for
-from core.errors import DirectPathBusyError, InferqError, ModelError
+from core.errors import (
+    ClientLeftError,
+    DeadlineExceededError,
+    DeadlineUnmeetableError,
+    DirectPathBusyError,
+    InferqError,
+    ModelError,
+)
 from core.models import ModelRegistry
 from worker import inline
 from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
@@ -27,11 +35,12 @@ from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJEC
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Request:
     input_json: str
     future: asyncio.Future[str]
     arrived: float
+    expires: float = math.inf  # loop time by which the answer must be back
 
 
 @dataclass
@@ -82,12 +91,27 @@ class DirectPool:
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def predict(self, model: str, input_json: str) -> str:
-        """The model's output as JSON; DirectPathBusyError when shedding refuses it."""
+    async def predict(
+        self,
+        model: str,
+        input_json: str,
+        deadline_s: float | None = None,
+        client_left: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
+        """The model's output as JSON.
+
+        Refuses with DirectPathBusyError past the pending bound, DeadlineUnmeetableError
+        when the estimated wait plus run exceeds `deadline_s`; a request that waits
+        until it can no longer finish in time fails with DeadlineExceededError, and one
+        whose client leaves before its turn is dropped.
+        """
         lane = self._lanes[model]
         self._shed_if_full(model, lane)
         loop = asyncio.get_running_loop()
         request = _Request(input_json, loop.create_future(), loop.time())
+        if deadline_s is not None:
+            self._admit_deadline(model, lane, deadline_s)
+            request.expires = request.arrived + deadline_s
         # Only arrivals that overlap other pending work can ever join a held batch;
         # a lone client's never do, so it is never held.
         lane.overlapping += any(other.pending for other in self._lanes.values())
@@ -96,11 +120,41 @@ class DirectPool:
         lane.pending += 1
         self._publish_gauges()
         self._dispatch()
+        watcher = timer = None
+        if not request.future.done() and request in lane.waiting:
+            if client_left is not None:
+                watcher = asyncio.ensure_future(client_left())
+                watcher.add_done_callback(
+                    lambda _: _drop_if_waiting(lane, request, ClientLeftError("client left"))
+                )
+            if deadline_s is not None:
+                # Answer at the last moment it could still have started, not at its client's
+                # timeout: a newest-first lane may never reach it.
+                late = DeadlineExceededError("it could not start in time to meet its deadline", 1)
+                last_start = request.expires - lane.policy.expected_s(lane.policy.target)
+                timer = loop.call_at(last_start, _drop_if_waiting, lane, request, late)
         try:
             return await request.future
         finally:
             lane.pending -= 1
+            for pending in (watcher, timer):
+                if pending is not None:
+                    pending.cancel()
             self._publish_gauges()
+
+    def _admit_deadline(self, model: str, lane: _ModelLane, deadline_s: float) -> None:
+        """Refuse now what cannot finish in time: batches ahead over the pool, plus its own."""
+        batch_s = lane.policy.expected_s(lane.policy.target)
+        ahead = math.ceil(lane.pending / lane.policy.target)
+        wait_s = ahead * batch_s / self._workers
+        if wait_s + batch_s <= deadline_s:
+            return
+        JOBS_REJECTED.labels(model, "normal", "deadline").inc()
+        raise DeadlineUnmeetableError(
+            f"estimated wait {wait_s:.2f}s plus run {batch_s:.2f}s exceeds the deadline "
+            f"of {deadline_s:g}s",
+            math.ceil(wait_s + batch_s - deadline_s),
+        )
 
     def _shed_if_full(self, model: str, lane: _ModelLane) -> None:
         # A pool process serves a whole batch at a time, so the bound is in batches.
@@ -131,11 +185,7 @@ class DirectPool:
             if chosen is None:
                 return
             name, lane = chosen
-            batch = [
-                lane.waiting.popleft() for _ in range(min(lane.policy.target, len(lane.waiting)))
-            ]
-            lane.held_once = False
-            batch = [r for r in batch if not r.future.done()]
+            batch = self._take_batch(lane, loop.time())
             if not batch:
                 continue
             self._free -= 1
@@ -143,6 +193,32 @@ class DirectPool:
             task = asyncio.ensure_future(self._run(name, lane, batch))
             self._running.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._running.discard)
+
+    def _take_batch(self, lane: _ModelLane, now: float) -> list[_Request]:
+        """The next batch of a lane: FIFO, or newest first once the lane is standing.
+
+        Adaptive LIFO (see worker/scripts.py TAKE): once the oldest request has waited
+        longer than `lifo_after_s`, its client has likely given up, so serve the newest.
+        Requests that could no longer finish before their deadline fail here.
+        """
+        standing = self._settings.lifo_after_s
+        pop = lane.waiting.popleft
+        if standing and now - lane.waiting[0].arrived > standing:
+            pop = lane.waiting.pop
+        batch = [pop() for _ in range(min(lane.policy.target, len(lane.waiting)))]
+        lane.held_once = False
+        finish_by = now + lane.policy.expected_s(len(batch))
+        live = []
+        for request in batch:
+            if request.future.done():
+                continue
+            if request.expires < finish_by:
+                request.future.set_exception(
+                    DeadlineExceededError("it could no longer finish before its deadline", 1)
+                )
+                continue
+            live.append(request)
+        return live
 
     def _should_hold(
         self, lane: _ModelLane, others_queued: bool, loop: asyncio.AbstractEventLoop
@@ -206,6 +282,13 @@ class DirectPool:
         pending = sum(lane.pending for lane in self._lanes.values())
         DIRECT_IN_FLIGHT.set(pending - waiting)
         DIRECT_WAITING.set(waiting)
+
+
+def _drop_if_waiting(lane: _ModelLane, request: _Request, error: InferqError) -> None:
+    """If the request has not been sent to a pool process yet, fail it with `error`."""
+    if request in lane.waiting and not request.future.done():
+        lane.waiting.remove(request)
+        request.future.set_exception(error)
 
 
 def _fail_all(batch: list[_Request], error: InferqError) -> None:

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 
 from core.errors import (
+    ClientLeftError,
     InferqError,
     InvalidInputError,
     JobNotCancelableError,
@@ -31,6 +32,7 @@ STATUS_BY_ERROR: dict[type[InferqError], int] = {
     InvalidInputError: 422,
     JobNotCancelableError: 409,
     ModelError: 500,
+    ClientLeftError: 499,  # nginx's "client closed request": written to a closed socket
 }
 REDIS_RETRY_AFTER_S = 2
 

@@ -101,8 +101,9 @@ class JobStore:
         )
         route = reply[0].decode()
         if route == "rejected":
+            _, reason, ahead, consumers, work_ms, run_ms = reply
             raise self._refusal(
-                job, reply[1].decode(), int(reply[2]), int(reply[3]), float(reply[4])
+                job, reason.decode(), int(ahead), int(consumers), float(work_ms), float(run_ms)
             )
         if route == "cached":
             result_json = reply[1].decode()
@@ -136,7 +137,8 @@ class JobStore:
     async def cancel(self, job_id: str, owner: str) -> JobRecord:
         """Cancel a queued job; a running or finished one cannot be."""
         reply: bytes = await self._cancel(
-            keys=[self._keys.job(job_id)], args=[now_ts(), self._keys.done_channel, job_id, owner]
+            keys=[self._keys.job(job_id), self._keys.queue_tokens],
+            args=[now_ts(), self._keys.done_channel, job_id, owner, *self._prefixes],
         )
         outcome = reply.decode()
         if outcome == "missing":
@@ -170,25 +172,48 @@ class JobStore:
     async def expire_if_due(self, job_id: str) -> bool:
         """Expire a queued job whose deadline has passed; True if this call expired it."""
         expired: int = await self._expire_due(
-            keys=[self._keys.job(job_id)],
-            args=[now_ts(), self._keys.done_channel, job_id, DEADLINE_EXCEEDED.model_dump_json()],
+            keys=[self._keys.job(job_id), self._keys.queue_tokens],
+            args=[
+                now_ts(),
+                self._keys.done_channel,
+                job_id,
+                "",
+                *self._prefixes,
+                DEADLINE_EXCEEDED.model_dump_json(),
+            ],
         )
         return bool(expired)
 
+    @property
+    def _prefixes(self) -> list[str]:
+        """Key prefixes the cancel and expire scripts build keys from (see _DROP_IF_DEAD)."""
+        keys = self._keys
+        return [keys.computation_prefix, keys.queue_prefix, keys.job_prefix]
+
     def _refusal(
-        self, job: PreparedJob, reason: str, ahead: int, consumers: int, service_ms: float
+        self,
+        job: PreparedJob,
+        reason: str,
+        ahead: int,
+        consumers: int,
+        work_ms: float,
+        run_ms: float,
     ) -> OverloadedError:
         if reason == "queue_full":
             limit = self._settings.queue_max_depth
-            retry = admission.queue_full_retry_after_s(ahead, limit, consumers, service_ms)
+            retry = admission.queue_full_retry_after_s(ahead, limit, work_ms, consumers)
             return QueueFullError(
                 f"{ahead} jobs are queued at priority {job.priority} or above (limit {limit})",
                 retry,
             )
         deadline = job.deadline_s or 0
-        wait = admission.estimated_wait_s(ahead, consumers, service_ms)
-        retry = admission.deadline_retry_after_s(ahead, consumers, service_ms, deadline)
-        estimate = "no live consumer" if consumers == 0 else f"estimated queue wait {wait:.2f}s"
+        wait, run = admission.estimated_wait_s(work_ms, consumers), run_ms / 1000
+        retry = admission.deadline_retry_after_s(wait, run, deadline)
+        estimate = (
+            "no live consumer"
+            if consumers == 0
+            else f"estimated wait {wait:.2f}s plus run {run:.2f}s"
+        )
         return DeadlineUnmeetableError(f"{estimate} exceeds the deadline of {deadline:g}s", retry)
 
     def _identity(self, job: PreparedJob, created: str) -> list[str | int]:

@@ -17,14 +17,23 @@ class JobRequest(BaseModel):
         None,
         gt=0,
         le=86_400,
-        description="refuse now if the job cannot start within this many seconds; "
-        "expire it if it has not started by then",
+        description="the whole budget from submit to result, in seconds: refused now if "
+        "the estimated wait plus run exceeds it; expired, never started, once it could "
+        "no longer finish in time",
     )
 
 
 class PredictRequest(BaseModel):
     model: str | None = Field(None, description="model name; the configured default if omitted")
     input: dict[str, Any] = Field(description="model-specific input; see GET /models")
+    deadline_s: float | None = Field(
+        None,
+        gt=0,
+        le=86_400,
+        description="the whole budget in seconds: 503 deadline_unmeetable now if the "
+        "estimated wait plus run exceeds it, 503 deadline_exceeded if it no longer fits "
+        "when its turn comes",
+    )
 
 
 class Prediction(BaseModel):

@@ -27,11 +27,11 @@ def prepare(
     model = services.models.get(request.model or services.settings.default_model)
     input_json = validated_input(model, request.input)
     key = cache_key(model.name, model.version, input_json) if model.deterministic else None
+    deadline = request.deadline_s or services.settings.default_deadline_s
     if isinstance(request, PredictRequest):
         return PreparedJob(
-            new_job_id(), model.name, model.version, Priority.NORMAL, input_json, key
+            new_job_id(), model.name, model.version, Priority.NORMAL, input_json, key, deadline
         )
-    deadline = request.deadline_s or services.settings.default_deadline_s
     return PreparedJob(
         new_job_id(), model.name, model.version, request.priority, input_json, key, deadline, owner
     )

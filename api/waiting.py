@@ -9,6 +9,7 @@ import time
 
 from starlette.requests import Request
 
+from api.disconnect import client_left
 from api.jobstore import PreparedJob
 from api.notifications import Watch
 from api.services import Services
@@ -31,19 +32,22 @@ async def submit_and_wait(
             return record
         watch.known = record
         expires = time.time() + job.deadline_s if job.deadline_s else None
-        return await _wait(services, job.id, job.owner, watch, wait_s, expires, request)
+        # Its client never saw the job id: if it leaves, nobody can ever read the result.
+        leave = request if services.settings.cancel_on_disconnect else None
+        return await _wait(services, job.id, job.owner, watch, wait_s, expires, leave)
 
 
-async def wait_for_job(
-    services: Services, job_id: str, owner: str, wait_s: float, request: Request
-) -> JobRecord:
-    """The job once it finishes, or as it stands after `wait_s` seconds."""
+async def wait_for_job(services: Services, job_id: str, owner: str, wait_s: float) -> JobRecord:
+    """The job once it finishes, or as it stands after `wait_s` seconds (a long-poll).
+
+    A long-poll's client knows the job id, so its leaving cancels nothing.
+    """
     with services.hub.watch(job_id) as watch:
         record, raw = await read_job(services, job_id, owner)
         if record.status.is_terminal:
             return record
         watch.known = record
-        return await _wait(services, job_id, owner, watch, wait_s, deadline_at(raw), request)
+        return await _wait(services, job_id, owner, watch, wait_s, deadline_at(raw), None)
 
 
 async def _wait(
@@ -53,13 +57,13 @@ async def _wait(
     watch: Watch,
     wait_s: float,
     expires: float | None,
-    request: Request,
+    cancel_on_leave: Request | None,
 ) -> JobRecord:
     loop = asyncio.get_running_loop()
     give_up = loop.time() + wait_s
     watcher = (
-        asyncio.ensure_future(_note_disconnect(request, watch))
-        if services.settings.cancel_on_disconnect
+        asyncio.ensure_future(_note_disconnect(cancel_on_leave, watch))
+        if cancel_on_leave is not None
         else None
     )
     try:
@@ -96,9 +100,7 @@ async def _current(services: Services, job_id: str, owner: str, watch: Watch) ->
 
 
 async def _note_disconnect(request: Request, watch: Watch) -> None:
-    # The body is already read, so the next ASGI message is the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
+    await client_left(request)
     watch.disconnected = True
     watch.event.set()
 

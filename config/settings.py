@@ -49,8 +49,23 @@ class Settings(BaseSettings):
     direct_shedding: bool = Field(True, description="refuse /predict past direct_max_pending")
     direct_max_pending: int = Field(8, ge=1, description="/predict running plus waiting")
     queue_max_depth: int = Field(1_000, ge=1, description="queued jobs ahead of a new one")
-    default_deadline_s: float | None = Field(None, gt=0, description="unset: no deadline")
-    cancel_on_disconnect: bool = False
+    default_deadline_s: float | None = Field(
+        None, gt=0, description="submit-to-result budget of jobs that state none; unset: none"
+    )
+    cancel_on_disconnect: bool = Field(
+        True, description="cancel a queued job whose POST /jobs?wait=true client left"
+    )
+    lifo_after_s: float = Field(
+        1.0,
+        ge=0,
+        description="serve newest first once the oldest queued job waited this long; "
+        "0: always FIFO",
+    )
+    model_timeout_s: PositiveFloat = Field(
+        60.0, description="longest a model call may run before its process is killed"
+    )
+    retries: int = Field(2, ge=0, description="retries of a job whose model failed transiently")
+    retry_delay_s: float = Field(1.0, ge=0, description="first retry delay; doubles each time")
 
     metrics_dir: str = Field(".run/metrics", description="prometheus multiprocess directory")
 

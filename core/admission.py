@@ -1,4 +1,4 @@
-"""Admission arithmetic: how long until a refused request is worth retrying."""
+"""Admission arithmetic: whether a deadline can be met, and when a refusal is worth retrying."""
 
 from __future__ import annotations
 
@@ -7,22 +7,24 @@ import math
 NO_CONSUMER_RETRY_S = 5
 
 
-def estimated_wait_s(ahead: int, consumers: int, service_ms: float) -> float:
-    """Queue wait of a new job: the work ahead of it spread over the live consumers."""
+def estimated_wait_s(work_ahead_ms: float, consumers: int) -> float:
+    """Queue wait of a new job: the measured cost of the work ahead, spread over consumers."""
     if consumers == 0:
         return math.inf
-    return ahead * service_ms / consumers / 1000
+    return work_ahead_ms / consumers / 1000
 
 
-def queue_full_retry_after_s(ahead: int, max_depth: int, consumers: int, service_ms: float) -> int:
+def queue_full_retry_after_s(
+    ahead: int, max_depth: int, work_ahead_ms: float, consumers: int
+) -> int:
     """Seconds until the backlog ahead has drained below the bound."""
-    excess = ahead - max_depth + 1
-    return _whole_seconds(estimated_wait_s(excess, consumers, service_ms))
+    share = (ahead - max_depth + 1) / ahead if ahead else 1.0
+    return _whole_seconds(estimated_wait_s(work_ahead_ms * share, consumers))
 
 
-def deadline_retry_after_s(ahead: int, consumers: int, service_ms: float, deadline_s: float) -> int:
-    """Seconds until a job with this deadline could be admitted."""
-    return _whole_seconds(estimated_wait_s(ahead, consumers, service_ms) - deadline_s)
+def deadline_retry_after_s(wait_s: float, run_s: float, deadline_s: float) -> int:
+    """Seconds until a job with this deadline could be admitted: wait plus run over budget."""
+    return _whole_seconds(wait_s + run_s - deadline_s)
 
 
 def _whole_seconds(seconds: float) -> int:

@@ -83,6 +83,10 @@ class BatchPolicy:
         self.cost.observe(size, seconds)
         self.largest_seen = max(self.largest_seen, size)
 
+    def expected_s(self, size: int) -> float:
+        """Measured-cost estimate of a call of `size` inputs; 0 before any call."""
+        return self.cost.seconds(size) if self.cost.s else 0.0
+
     @property
     def target(self) -> int:
         """How many inputs the next call should take, when that many are waiting."""

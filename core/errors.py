@@ -41,6 +41,12 @@ class ModelError(InferqError):
         self.code = code or self.code
 
 
+class TransientModelError(InferqError):
+    """Raise from `predict` for a failure worth retrying (a flaky downstream service)."""
+
+    code = "model_error"
+
+
 class ModelLoadError(InferqError):
     code = "model_load_error"
 
@@ -69,6 +75,18 @@ class DeadlineUnmeetableError(OverloadedError):
 
 class DirectPathBusyError(OverloadedError):
     code = "shed"
+
+
+class DeadlineExceededError(OverloadedError):
+    """A /predict request that could no longer finish within its deadline when its turn came."""
+
+    code = "deadline_exceeded"
+
+
+class ClientLeftError(InferqError):
+    """The client closed the connection before its request was served (nobody reads this)."""
+
+    code = "client_left"
 
 
 class UnauthorizedError(InferqError):

@@ -97,7 +97,8 @@ class JobRecord(BaseModel):
 
 
 DEADLINE_EXCEEDED = JobError(
-    code="deadline_exceeded", message="the deadline passed before a worker started the job"
+    code="deadline_exceeded",
+    message="the job could not finish before its deadline, so it was never started",
 )
 
 

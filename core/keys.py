@@ -51,6 +51,19 @@ class RedisKeys:
         """Set of the lease keys held by consumers."""
         return f"{self.namespace}:leases"
 
+    @property
+    def delayed(self) -> str:
+        """Sorted set of computations waiting to retry, scored by when they may run."""
+        return f"{self.namespace}:delayed"
+
+    @property
+    def queue_prefix(self) -> str:
+        return self.queue("", "")[:-1]
+
+    @property
+    def computation_prefix(self) -> str:
+        return self.computation("")
+
     def rate_limit(self, tenant: str) -> str:
         return f"{self.namespace}:ratelimit:{tenant}"
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from core.errors import TransientModelError
 from core.jobs import JobError
 from core.models import Model
 
@@ -23,6 +24,7 @@ class ItemOutcome:
 
     result_json: str = ""
     error: JobError | None = None
+    retryable: bool = False  # the model raised TransientModelError
 
     @property
     def is_ok(self) -> bool:
@@ -51,8 +53,12 @@ def _run(model: Model, indices: list[int], items: list[Any]) -> dict[int, ItemOu
         outputs = model.predict(items)
     except Exception as exc:
         if len(items) == 1:
+            message = f"{type(exc).__name__}: {exc}"
+            if isinstance(exc, TransientModelError):
+                log.warning("model %s failed transiently: %s", model.name, exc)
+                return {indices[0]: _failed(MODEL_ERROR, message, retryable=True)}
             log.exception("model %s raised", model.name)
-            return {indices[0]: _failed(MODEL_ERROR, f"{type(exc).__name__}: {exc}")}
+            return {indices[0]: _failed(MODEL_ERROR, message)}
         # One bad input must not fail its neighbours: retry each on its own.
         log.warning(
             "model %s raised on a batch of %d; running them one at a time: %r",
@@ -79,5 +85,5 @@ def _encoded(model: Model, output: Any) -> ItemOutcome:
         return _failed(MODEL_ERROR, f"model {model.name} returned a non-JSON output: {exc}")
 
 
-def _failed(code: str, message: str) -> ItemOutcome:
-    return ItemOutcome(error=JobError(code=code, message=message[:500]))
+def _failed(code: str, message: str, retryable: bool = False) -> ItemOutcome:
+    return ItemOutcome(error=JobError(code=code, message=message[:500]), retryable=retryable)

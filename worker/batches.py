@@ -11,7 +11,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core.batching import BatchPolicy
-from core.jobs import DEADLINE_EXCEEDED
+from core.jobs import BAND_WIDTH, DEADLINE_EXCEEDED
 from core.keys import RedisKeys
 from worker import scripts
 from worker.payload import Computation
@@ -63,10 +63,12 @@ class WorkSource:
         worker_id: str,
         huey_queue: str,
         heartbeat_ttl_s: float,
+        standing_queue_s: float,
         block_s: float = 1.0,
     ) -> None:
         self.redis, self.keys, self.queues, self.worker_id = redis, keys, queues, worker_id
         self.huey_queue, self.heartbeat_ttl_s, self.block_s = huey_queue, heartbeat_ttl_s, block_s
+        self.standing_queue_s = standing_queue_s
         self._script = redis.register_script(scripts.TAKE)
         self._sha = self._script.sha
 
@@ -101,24 +103,29 @@ class WorkSource:
     def _take_args(self, lease: str, append_to: ServedQueue | None, want: int) -> list[Any]:
         """numkeys, keys, then arguments of TAKE (see worker/scripts.py)."""
         number = "" if append_to is None else str(self.queues.index(append_to) + 1)
-        targets = [want if q is append_to else q.policy.target for q in self.queues]
+        per_queue: list[int | str] = []
+        for queue in self.queues:
+            target = want if queue is append_to else queue.policy.target
+            per_queue += [target, f"{queue.policy.expected_s(target):.4f}"]
         return [
-            6 + len(self.queues),
+            7 + len(self.queues),
             self.keys.queue_tokens,
             self.keys.leases,
             lease,
             self.huey_queue,
             self.keys.overlapping_arrivals,
             self.keys.heartbeats,
+            self.keys.delayed,
             *(q.key for q in self.queues),
             self.worker_id,
-            f"{time.time():.6f}",
+            BAND_WIDTH,
             self.keys.job_prefix,
             EXPIRED_ERROR,
             self.keys.done_channel,
             self.heartbeat_ttl_s,
             number,
-            *targets,
+            self.standing_queue_s,
+            *per_queue,
         ]
 
     def _parse(self, reply: list[Any], lease: str) -> Taken:

@@ -54,7 +54,13 @@ class ComputationRunner:
         self.keys, self.models, self.settings, self.worker_id = keys, models, settings, worker_id
         self.queues = served_queues(keys, models, settings)
         self.source = WorkSource(
-            redis, keys, self.queues, worker_id, huey_queue, settings.heartbeat_ttl_s
+            redis,
+            keys,
+            self.queues,
+            worker_id,
+            huey_queue,
+            settings.heartbeat_ttl_s,
+            settings.lifo_after_s,
         )
         self.arrivals = ArrivalRate()
         self._finish = redis.register_script(scripts.FINISH)
@@ -104,6 +110,10 @@ class ComputationRunner:
         model = batch.queue.model
         began = time.perf_counter()
         settled = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        done = {job_id for job_id, _, _ in settled}
+        for job_id, _, _ in batch.started:
+            if job_id not in done:
+                log.info("job %s failed transiently; queued to retry", job_id)
         for job_id, priority, status in settled:
             metrics.JOBS_FINISHED.labels(model, priority, status).inc()
             log.info(
@@ -161,23 +171,27 @@ class ComputationRunner:
     def _settle(
         self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
     ) -> list[tuple[str, str, str]]:
-        share_ttl = self.settings.result_cache_ttl_s
+        settings = self.settings
         args: list[str | int | float] = [
             self.keys.job_prefix,
             now_ts(),
-            share_ttl,
+            settings.result_cache_ttl_s,
             self.keys.done_channel,
             f"{elapsed * 1000 / len(outcomes):.3f}",
+            f"{elapsed * 1000:.3f}",
+            settings.retries + 1,
+            settings.retry_delay_s,
         ]
         for computation, outcome in zip(batch.computations, outcomes, strict=True):
             args += [
                 computation.key,
                 computation.result_key or "-",
-                "succeeded" if outcome.is_ok else "failed",
+                _status(outcome),
                 outcome.result_json,
                 outcome.error.model_dump_json() if outcome.error else "",
             ]
-        settled = self._finish(keys=[batch.lease, self.keys.leases, self.keys.stats], args=args)
+        keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]
+        settled = self._finish(keys=keys, args=args)
         flat = [v.decode() for v in settled]
         return list(zip(flat[::3], flat[1::3], flat[2::3], strict=True))
 
@@ -195,6 +209,12 @@ class ComputationRunner:
             ],
         )
         return [i.decode() for i in requeued], [i.decode() for i in failed]
+
+
+def _status(outcome: ItemOutcome) -> str:
+    if outcome.is_ok:
+        return "succeeded"
+    return "retry" if outcome.retryable else "failed"
 
 
 def _with_retries(call: Callable[[], T], give_up_s: float = 120.0) -> T:

@@ -18,7 +18,8 @@ Job hashes carry internal fields besides the public ones: `cache_key`,
 #       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
 #       15 heartbeat ttl, 16 owner ('' when open).
 # Returns {'cached', result} | {'attached'} | {'enqueued'}
-#       | {'rejected', reason, ahead, consumers, service_ms}.
+#       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
+# The leader's hash keeps its queue score, so a cancel can take the entry out.
 SUBMIT = """
 local function create(status, extra)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
@@ -46,24 +47,28 @@ if ARGV[10] == '1' then
   end
 end
 -- Admission: only a new computation adds work. Every queued computation of any model
--- scored below the next band (this priority or higher) runs before this one.
-local ahead = 0
+-- scored below the next band (this priority or higher) runs before this one; each
+-- costs its model's measured time per computation (`cost:<queue>` in stats).
+local ahead, work_ms = 0, 0
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[9])) do
-  ahead = ahead + redis.call('ZCOUNT', queue, '-inf', '(' .. ARGV[9])
+  local n = redis.call('ZCOUNT', queue, '-inf', '(' .. ARGV[9])
+  if n > 0 then
+    ahead = ahead + n
+    work_ms = work_ms + n * tonumber(redis.call('HGET', KEYS[6], 'cost:' .. queue) or '0')
+  end
 end
-local function capacity()
-  local consumers = redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
-  return consumers, tonumber(redis.call('HGET', KEYS[6], 'service_ms') or '0')
+local function consumers()
+  return redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
 end
 if ahead >= tonumber(ARGV[12]) then
-  local consumers, service_ms = capacity()
-  return {'rejected', 'queue_full', ahead, consumers, tostring(service_ms)}
+  return {'rejected', 'queue_full', ahead, consumers(), tostring(work_ms), '0'}
 end
 if ARGV[13] ~= '' then
-  local consumers, service_ms = capacity()
-  local deadline_ms = tonumber(ARGV[14]) * 1000
-  if consumers == 0 or ahead * service_ms / consumers > deadline_ms then
-    return {'rejected', 'deadline', ahead, consumers, tostring(service_ms)}
+  -- The deadline is the whole budget: the wait ahead plus this model's own run.
+  local live = consumers()
+  local run_ms = tonumber(redis.call('HGET', KEYS[6], 'run:' .. KEYS[4]) or '0')
+  if live == 0 or work_ms / live + run_ms > tonumber(ARGV[14]) * 1000 then
+    return {'rejected', 'deadline', ahead, live, tostring(work_ms), tostring(run_ms)}
   end
 end
 redis.call('RPUSH', KEYS[2], ARGV[1])
@@ -75,7 +80,9 @@ local seq = redis.call('INCR', KEYS[8])
 if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('SCARD', KEYS[10]) > 0 then
   redis.call('INCR', KEYS[11])
 end
-redis.call('ZADD', KEYS[4], tonumber(ARGV[8]) + seq, ARGV[7])
+local score = string.format('%.0f', tonumber(ARGV[8]) + seq)
+redis.call('ZADD', KEYS[4], score, ARGV[7])
+redis.call('HSET', KEYS[1], 'score', score)
 redis.call('SADD', KEYS[9], KEYS[4])
 redis.call('RPUSH', KEYS[7], '1')
 return {'enqueued'}
@@ -85,29 +92,42 @@ return {'enqueued'}
 # huey's own tasks first, else a batch from the model queue whose head runs first
 # (lowest score: highest priority, then oldest), up to that queue's target size.
 # Each computation taken is leased to this consumer thread in the same step, and its
-# queued jobs become running (expired ones end here, canceled ones are dropped), so a
-# consumer that dies at any point after this loses nothing: REAP puts the batch back.
+# queued jobs become running (canceled ones are dropped; one whose deadline falls
+# before the batch's estimated run could end expires here), so a consumer that dies
+# at any point after this loses nothing: REAP puts the batch back.
+# Adaptive LIFO ("Fail at Scale"): once the head of the chosen queue has waited longer
+# than ARGV[8] seconds, the queue is standing and its clients are likely gone, so the
+# batch is taken newest first within the head's priority; otherwise FIFO.
+# Retries whose back-off has passed move from the delayed set to their queues first.
 # With ARGV[7] set, takes more from that queue into the lease the holder already has.
 # KEYS: 1 queue tokens, 2 lease index, 3 this holder's lease, 4 huey's queue,
-#       5 overlapping arrivals, 6 heartbeats, 7.. the model queues this consumer serves.
-# ARGV: 1 worker id, 2 (unused), 3 job key prefix, 4 expired-error json, 5 done channel,
-#       6 heartbeat ttl, 7 queue number to add to ('' to choose), 8.. target per queue.
+#       5 overlapping arrivals, 6 heartbeats, 7 delayed retries, 8.. the model queues.
+# ARGV: 1 worker id, 2 priority band width, 3 job key prefix, 4 expired-error json,
+#       5 done channel, 6 heartbeat ttl, 7 queue number to add to ('' to choose),
+#       8 standing-queue age in seconds (0: always FIFO), then per queue: target size,
+#       estimated run seconds of a batch.
 # Returns false | {'task', message}
 #   | {'batch', queue number, members, started, expired, others queued, busy, live, seq}
 #   where started and expired are flat lists of id, priority, created_at.
 TAKE = """
-local nq = #KEYS - 6
--- The server's clock: ARGV[2] was read before the BLPOP that may have blocked.
+local nq = #KEYS - 7
+-- The server's clock: the caller's was read before the BLPOP that may have blocked.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local stamp = string.format('%.6f', now)
+for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 32)) do
+  redis.call('ZREM', KEYS[7], due)
+  local queue, score, member = string.match(due, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+  redis.call('ZADD', queue, score, member)
+  redis.call('RPUSH', KEYS[1], '1')
+end
 local chosen = tonumber(ARGV[7])
 if not chosen then
   local task = redis.call('ZPOPMIN', KEYS[4])
   if #task > 0 then return {'task', task[1]} end
   local best
   for i = 1, nq do
-    local head = redis.call('ZRANGE', KEYS[6 + i], 0, 0, 'WITHSCORES')
+    local head = redis.call('ZRANGE', KEYS[7 + i], 0, 0, 'WITHSCORES')
     if #head > 0 and (not best or tonumber(head[2]) < best) then
       chosen, best = i, tonumber(head[2])
     end
@@ -117,11 +137,33 @@ if not chosen then
     return false
   end
 end
-local queue, want = KEYS[6 + chosen], tonumber(ARGV[7 + chosen])
+local queue = KEYS[7 + chosen]
+local want, run_s = tonumber(ARGV[7 + 2 * chosen]), tonumber(ARGV[8 + 2 * chosen])
+local function leader_of(member)
+  local first = string.find(member, '\\n', 1, true)
+  return string.sub(member, first + 1, string.find(member, '\\n', first + 1, true) - 1)
+end
+local band_width, standing = tonumber(ARGV[2]), tonumber(ARGV[8])
+local newest_below
+if standing > 0 then
+  local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  local created = head[1] and redis.call('HGET', ARGV[3] .. leader_of(head[1]), 'created_at')
+  if created and now - tonumber(created) > standing then
+    local band = math.floor(tonumber(head[2]) / band_width) * band_width
+    newest_below = '(' .. string.format('%.0f', band + band_width)
+  end
+end
+local function pop()
+  if not newest_below then return redis.call('ZPOPMIN', queue) end
+  local top = redis.call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1,
+    'WITHSCORES')
+  if #top > 0 then redis.call('ZREM', queue, top[1]) end
+  return top
+end
 local members, started, expired, expired_ids = {}, {}, {}, {}
 local popped = 0
 while #members < want and popped < 4 * want + 16 do
-  local head = redis.call('ZPOPMIN', queue)
+  local head = pop()
   if #head == 0 then break end
   popped = popped + 1
   local member, score = head[1], head[2]
@@ -131,7 +173,7 @@ while #members < want and popped < 4 * want + 16 do
     local key = ARGV[3] .. id
     local status, prio, created, due, attempts = unpack(redis.call('HMGET', key, 'status',
       'priority', 'created_at', 'deadline_at', 'attempts'))
-    if status == 'queued' and due and tonumber(due) <= now then
+    if status == 'queued' and due and tonumber(due) <= now + run_s then
       redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
       for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
       table.insert(expired_ids, id)
@@ -158,7 +200,7 @@ local extra = popped - (ARGV[7] == '' and 1 or 0)
 if extra > 0 then redis.call('LPOP', KEYS[1], extra) end
 local others = 0
 for i = 1, nq do
-  if i ~= chosen and redis.call('ZCARD', KEYS[6 + i]) > 0 then others = 1 end
+  if i ~= chosen and redis.call('ZCARD', KEYS[7 + i]) > 0 then others = 1 end
 end
 if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
 local busy = redis.call('SCARD', KEYS[2])
@@ -177,66 +219,134 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
-# KEYS: job.  ARGV: now, done channel, id, owner.
+# Take a computation out of its queue once none of its jobs is queued or running any
+# more (a cancel or an expiry): otherwise it would count in admission until a worker
+# popped it, and an identical request would attach to a computation nobody runs.
+# KEYS[2] is the token list; ARGV[5], [6], [7] are the computation, queue and job
+# key prefixes.
+_DROP_IF_DEAD = """
+local function drop_if_dead(id, model, version, cache_key)
+  local computation = ARGV[5] .. ((cache_key and cache_key ~= '') and cache_key or 'job:' .. id)
+  local ids = redis.call('LRANGE', computation, 0, -1)
+  for _, other in ipairs(ids) do
+    local status = redis.call('HGET', ARGV[7] .. other, 'status')
+    if status == 'queued' or status == 'running' then return end
+  end
+  local score = ids[1] and redis.call('HGET', ARGV[7] .. ids[1], 'score')
+  local queue = ARGV[6] .. model .. ':' .. version
+  if score and redis.call('ZREMRANGEBYSCORE', queue, score, score) > 0 then
+    redis.call('LPOP', KEYS[2])
+  end
+  redis.call('DEL', computation)
+end
+"""
+
+# KEYS: job, queue tokens.  ARGV: now, done channel, id, owner, then the prefixes above.
 # Returns 'ok', 'missing' (or another tenant's) or the status that prevents canceling.
-CANCEL = """
-local status, owner = unpack(redis.call('HMGET', KEYS[1], 'status', 'owner'))
+CANCEL = (
+    _DROP_IF_DEAD
+    + """
+local status, owner, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
+  'owner', 'model', 'model_version', 'cache_key'))
 if not status or (owner or '') ~= ARGV[4] then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
+drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'ok'
 """
+)
 
-# KEYS: job.  ARGV: now, done channel, id, error json.
+# KEYS: job, queue tokens.  ARGV: now, done channel, id, '', the prefixes above, error json.
 # Expires a queued job whose deadline has passed; returns 1 if it did.
-EXPIRE_DUE = """
-local status, due = unpack(redis.call('HMGET', KEYS[1], 'status', 'deadline_at'))
+EXPIRE_DUE = (
+    _DROP_IF_DEAD
+    + """
+local status, due, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
+  'deadline_at', 'model', 'model_version', 'cache_key'))
 if status ~= 'queued' or not due or tonumber(due) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[4])
+redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[8])
+drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
+)
 
 # Settle a whole batch: every job of every computation in it, one publish, lease released.
-# KEYS: 1 lease, 2 lease index, 3 stats.
+# A computation whose model failed transiently goes back to wait for a retry instead
+# (status `queued`, in the delayed set until its back-off passes), unless it has had
+# all its attempts or a retry could not finish before a job's deadline.
+# KEYS: 1 lease, 2 lease index, 3 stats, 4 the batch's queue, 5 delayed retries.
 # ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
-#       5 model time per computation in ms, then five per computation: computation key,
-#       shared result key ('-' if none), status, result json or '', error json or ''.
+#       5 model time per computation in ms, 6 model time of the batch in ms,
+#       7 attempts allowed for a transient failure, 8 first retry delay in seconds,
+#       then five per computation, in lease order: computation key, shared result key
+#       ('-' if none), status (succeeded, failed or retry), result json or '', error json.
 # Returns a flat list of id, priority, status per settled job, and publishes the
 # settled fields (a JSON list of field maps), so woken waiters need not read them.
 FINISH = """
 local records, settled = {}, {}
-for c = 6, #ARGV, 5 do
+local lease = redis.call('LRANGE', KEYS[1], 0, -1)
+local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
+local function retry_at(computation)
+  local ids, most, due = redis.call('LRANGE', computation, 0, -1), 0, nil
+  for _, id in ipairs(ids) do
+    most = math.max(most, tonumber(redis.call('HGET', ARGV[1] .. id, 'attempts') or '0'))
+  end
+  if most >= tonumber(ARGV[7]) then return nil end
+  due = now + tonumber(ARGV[8]) * 2 ^ math.max(0, most - 1)
+  for _, id in ipairs(ids) do
+    local deadline = redis.call('HGET', ARGV[1] .. id, 'deadline_at')
+    if deadline and deadline ~= '' and due + run_s > tonumber(deadline) then return nil end
+  end
+  return due
+end
+for c = 9, #ARGV, 5 do
   local computation, result_key, status = ARGV[c], ARGV[c + 1], ARGV[c + 2]
   local result, err = ARGV[c + 3], ARGV[c + 4]
-  for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-    local key = ARGV[1] .. id
-    local old, prio, started, attempts, cache_key = unpack(redis.call('HMGET', key,
-      'status', 'priority', 'started_at', 'attempts', 'cache_key'))
-    if old == 'queued' or old == 'running' then
-      started = started or ARGV[2]
-      local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
-        attempts = attempts, cache_key = cache_key}
-      local outcome, value = 'result', result
-      if err ~= '' then outcome, value = 'error', err end
-      record[outcome] = value
-      redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
-        outcome, value)
-      table.insert(records, record)
-      for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
+  local due = status == 'retry' and retry_at(computation)
+  if status == 'retry' then status = 'failed' end
+  local slot = 2 + (c - 9) / 5 * 3
+  if due then
+    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+      if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
+        redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
+      end
     end
-  end
-  redis.call('DEL', computation)
-  if status == 'succeeded' and result_key ~= '-' and tonumber(ARGV[3]) > 0 then
-    redis.call('SET', result_key, result, 'EX', ARGV[3])
+    redis.call('ZADD', KEYS[5], due,
+      lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
+  else
+    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+      local key = ARGV[1] .. id
+      local old, prio, started, attempts, cache_key = unpack(redis.call('HMGET', key,
+        'status', 'priority', 'started_at', 'attempts', 'cache_key'))
+      if old == 'queued' or old == 'running' then
+        started = started or ARGV[2]
+        local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
+          attempts = attempts, cache_key = cache_key}
+        local outcome, value = 'result', result
+        if err ~= '' then outcome, value = 'error', err end
+        record[outcome] = value
+        redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
+          outcome, value)
+        table.insert(records, record)
+        for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
+      end
+    end
+    redis.call('DEL', computation)
+    if status == 'succeeded' and result_key ~= '-' and tonumber(ARGV[3]) > 0 then
+      redis.call('SET', result_key, result, 'EX', ARGV[3])
+    end
   end
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
--- Recent service time per computation, an exponentially weighted mean, for admission.
-local old = tonumber(redis.call('HGET', KEYS[3], 'service_ms') or ARGV[5])
-redis.call('HSET', KEYS[3], 'service_ms', tostring(old * 0.8 + tonumber(ARGV[5]) * 0.2))
+-- Recent cost per computation and time per batch of this queue, exponentially
+-- weighted means, for admission and for a worker's start-or-expire decision.
+for field, value in pairs({['cost:' .. KEYS[4]] = ARGV[5], ['run:' .. KEYS[4]] = ARGV[6]}) do
+  local old = tonumber(redis.call('HGET', KEYS[3], field) or value)
+  redis.call('HSET', KEYS[3], field, tostring(old * 0.8 + tonumber(value) * 0.2))
+end
 if #records > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
 return settled
 """

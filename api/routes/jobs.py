@@ -63,7 +63,6 @@ async def submit_job(
 )
 async def get_job(
     job_id: str,
-    request: Request,
     services: ServicesDep,
     tenant: Tenant,
     wait: Wait = False,
@@ -74,7 +73,7 @@ async def get_job(
     if wait_s is None:
         job, _ = await submission.read_job(services, job_id, tenant)
     else:
-        job = await waiting.wait_for_job(services, job_id, tenant, wait_s, request)
+        job = await waiting.wait_for_job(services, job_id, tenant, wait_s)
     return job_response(job, services.settings.poll_retry_after_s)
 
 

@@ -25,11 +25,23 @@ from worker.heartbeat import Heartbeat
 from worker.runner import ComputationRunner
 
 
+_OPENED: list[redis.Redis] = []  # clients a test opened; closed when it ends
+
+
 @pytest.fixture
 def settings(redis_server: RedisServer) -> Iterator[Settings]:
     namespace = f"i{uuid.uuid4().hex[:10]}"
     yield Settings(_env_file=None, redis_url=redis_server.url, namespace=namespace)
-    flush_namespace(redis_server.client(), namespace)
+    with redis_server.client() as client:
+        flush_namespace(client, namespace)
+    while _OPENED:
+        _OPENED.pop().close()
+
+
+def _client(settings: Settings, **options: object) -> redis.Redis:
+    client = redis.Redis.from_url(settings.redis_url, **options)
+    _OPENED.append(client)
+    return client
 
 
 def _submit(settings: Settings, job: PreparedJob, cancel: bool = False) -> str:
@@ -47,6 +59,7 @@ def _submit(settings: Settings, job: PreparedJob, cancel: bool = False) -> str:
 
 def _runner(settings: Settings, models: ModelRegistry) -> ComputationRunner:
     huey = make_huey(settings)  # this test's namespace
+    _OPENED.append(huey.storage.conn)
     keys = RedisKeys(settings.namespace)
     return ComputationRunner(
         huey.storage.conn, keys, models, settings, "w1", huey.storage.queue_key
@@ -65,7 +78,7 @@ def _job(model: str, version: str, payload: dict[str, object]) -> PreparedJob:
 
 
 def _record(settings: Settings, job_id: str) -> dict[str, str]:
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = _client(settings, decode_responses=True)
     return client.hgetall(RedisKeys(settings.namespace).job(job_id))
 
 
@@ -95,7 +108,7 @@ def test_a_worker_never_runs_a_model_version_it_does_not_have(settings: Settings
 
 
 def test_heartbeat_records_and_removes_the_worker(settings: Settings) -> None:
-    client = redis.Redis.from_url(settings.redis_url)
+    client = _client(settings)
     key = RedisKeys(settings.namespace).heartbeats
     beat = Heartbeat(client, key, "host:1", interval=0.05)
     beat.start()
@@ -109,8 +122,8 @@ def test_heartbeat_records_and_removes_the_worker(settings: Settings) -> None:
 
 
 def test_every_lua_script_compiles(redis_server: RedisServer) -> None:
-    client = redis_server.client()
     sources = {name: value for name, value in vars(worker.scripts).items() if name.isupper()}
     assert {"SUBMIT", "TAKE", "FINISH", "REAP"} <= set(sources)
-    for name, source in sources.items():
-        assert client.script_load(source), name
+    with redis_server.client() as client:
+        for name, source in sources.items():
+            assert client.script_load(source), name
