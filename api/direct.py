@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import multiprocessing
+import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from api.metrics import DIRECT_IN_FLIGHT, DIRECT_SHED, DIRECT_WAITING
+from api.modelpool import ModelProcess, started_process
 from config import Settings
 from core.batching import ArrivalRate, BatchPolicy, policy_for
 from core.errors import (
@@ -27,9 +28,10 @@ from core.errors import (
     DirectPathBusyError,
     InferqError,
     ModelError,
+    ModelProcessDiedError,
+    ModelTimeoutError,
 )
-from core.models import ModelRegistry
-from worker import inline
+from core.models import ModelRegistry, time_limit_s
 from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class _Request:
     future: asyncio.Future[str]
     arrived: float
     expires: float = math.inf  # loop time by which the answer must be back
+    solo: bool = False  # was in a batch that ran out of time: runs alone from now on
 
 
 @dataclass
@@ -61,7 +64,11 @@ class DirectPool:
 
     def __init__(self, settings: Settings, models: ModelRegistry) -> None:
         self._settings = settings
-        self._workers = self._free = settings.direct_workers
+        self._workers = settings.direct_workers
+        self._idle: list[ModelProcess] = []  # started in warm_up
+        # One thread per model process waits on its pipe; never one per request.
+        self._threads = ThreadPoolExecutor(self._workers + 1, thread_name_prefix="direct")
+        self._limits = {m.name: time_limit_s(m, settings.model_timeout_s) for m in models}
         self._lanes = {
             model.name: _ModelLane(
                 policy_for(model, settings.batch_max_size, settings.batch_max_wait_ms)
@@ -70,26 +77,36 @@ class DirectPool:
         }
         self._service_s = 0.0  # recent mean time of a batch, for Retry-After
         self._running: set[asyncio.Future[None]] = set()
-        self._executor = self._new_executor()
-
-    def _new_executor(self) -> ProcessPoolExecutor:
-        # spawn, not fork: forking a process that runs an event loop and threads is unsafe.
-        return ProcessPoolExecutor(
-            self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=inline.load_models,
-            initargs=(self._settings.models, self._settings.burn_iterations_per_ms),
-        )
+        self._all: list[ModelProcess] = []
 
     async def warm_up(self) -> None:
-        """Start every child and load its models before the first request."""
+        """Start every model process and load its models before the first request."""
+        started = await asyncio.gather(*(self._start_process() for _ in range(self._workers)))
+        self._idle.extend(started)
+
+    async def _start_process(self) -> ModelProcess:
         loop = asyncio.get_running_loop()
-        await asyncio.gather(
-            *(loop.run_in_executor(self._executor, inline.warm_up) for _ in range(self._workers))
+        settings = self._settings
+        process = await loop.run_in_executor(
+            self._threads, started_process, settings.models, settings.burn_iterations_per_ms
         )
+        self._all.append(process)
+        return process
+
+    async def _replace(self, dead: ModelProcess) -> None:
+        """Start a model process in place of one that was killed, then serve with it."""
+        self._all.remove(dead)
+        began = time.monotonic()
+        self._idle.append(await self._start_process())
+        log.warning(
+            "direct-path model process replaced in %.0f ms", 1000 * (time.monotonic() - began)
+        )
+        self._dispatch()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in self._all:
+            process.stop()
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def predict(
         self,
@@ -173,7 +190,7 @@ class DirectPool:
     def _dispatch(self) -> None:
         """Send batches to free pool processes, oldest waiting request first."""
         loop = asyncio.get_running_loop()
-        while self._free > 0:
+        while self._idle:
             ready = sorted(
                 (item for item in self._lanes.items() if item[1].waiting),
                 key=lambda item: item[1].waiting[0].arrived,
@@ -188,11 +205,8 @@ class DirectPool:
             batch = self._take_batch(lane, loop.time())
             if not batch:
                 continue
-            self._free -= 1
             BATCH_FORM_WAIT.labels(name, "direct").observe(loop.time() - batch[0].arrived)
-            task = asyncio.ensure_future(self._run(name, lane, batch))
-            self._running.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._running.discard)
+            self._spawn(self._run(name, lane, batch, self._idle.pop()))
 
     def _take_batch(self, lane: _ModelLane, now: float) -> list[_Request]:
         """The next batch of a lane: FIFO, or newest first once the lane is standing.
@@ -203,9 +217,12 @@ class DirectPool:
         """
         standing = self._settings.lifo_after_s
         pop = lane.waiting.popleft
-        if standing and now - lane.waiting[0].arrived > standing:
+        size = min(lane.policy.target, len(lane.waiting))
+        if lane.waiting[0].solo:
+            size = 1
+        elif standing and now - lane.waiting[0].arrived > standing:
             pop = lane.waiting.pop
-        batch = [pop() for _ in range(min(lane.policy.target, len(lane.waiting)))]
+        batch = [pop() for _ in range(size)]
         lane.held_once = False
         finish_by = now + lane.policy.expected_s(len(batch))
         live = []
@@ -233,7 +250,7 @@ class DirectPool:
         if lane.held_once:
             return False
         wait = lane.policy.wait_s(
-            len(lane.waiting), lane.arrivals.rate, self._free > 1, others_queued
+            len(lane.waiting), lane.arrivals.rate, len(self._idle) > 1, others_queued
         )
         if wait <= 0:
             return False
@@ -244,18 +261,25 @@ class DirectPool:
         lane.timer, lane.held_once = None, True  # this batch goes next, as it is
         self._dispatch()
 
-    async def _run(self, model: str, lane: _ModelLane, batch: list[_Request]) -> None:
+    async def _run(
+        self, model: str, lane: _ModelLane, batch: list[_Request], process: ModelProcess
+    ) -> None:
         loop = asyncio.get_running_loop()
         BATCH_SIZE.labels(model, "direct").observe(len(batch))
         began = loop.time()
+        healthy = True
         try:
             outcomes = await loop.run_in_executor(
-                self._executor, inline.predict_batch, model, [r.input_json for r in batch]
+                self._threads,
+                process.call,
+                model,
+                [r.input_json for r in batch],
+                self._limits[model],
             )
-        except BrokenProcessPool:
-            log.error("a direct-path model process died; starting a new pool")
-            self._executor = self._new_executor()
-            _fail_all(batch, DirectPathBusyError("the model process died; retry", 1))
+        except (ModelTimeoutError, ModelProcessDiedError) as exc:
+            healthy = False
+            log.error("direct-path model process for %s lost: %s", model, exc.message)
+            self._after_lost_process(lane, batch, exc)
         except Exception as exc:
             log.error("model %s failed on the direct path: %r", model, exc)
             _fail_all(batch, ModelError(f"{type(exc).__name__}: {exc}"[:500]))
@@ -274,8 +298,30 @@ class DirectPool:
             self._service_s = (
                 elapsed if not self._service_s else 0.8 * self._service_s + 0.2 * elapsed
             )
-            self._free += 1
+            if healthy:
+                self._idle.append(process)
+            else:
+                self._spawn(self._replace(process))
             self._dispatch()
+
+    def _after_lost_process(self, lane: _ModelLane, batch: list[_Request], exc: Exception) -> None:
+        """Which requests of a killed process's batch fail, and which run again alone."""
+        if isinstance(exc, ModelTimeoutError) and len(batch) > 1:
+            # The batch ran out of time: rerun each input alone, so only the one that
+            # hangs fails (with its own full time limit).
+            for request in reversed(batch):
+                request.solo = True
+                lane.waiting.appendleft(request)
+            return
+        if isinstance(exc, ModelTimeoutError):
+            _fail_all(batch, exc)
+        else:
+            _fail_all(batch, DirectPathBusyError("the model process died; retry", 1))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._running.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._running.discard)
 
     def _publish_gauges(self) -> None:
         waiting = sum(len(lane.waiting) for lane in self._lanes.values())

@@ -18,6 +18,7 @@ from core.errors import (
     JobNotCancelableError,
     JobNotFoundError,
     ModelError,
+    ModelTimeoutError,
     RateLimitedError,
     RetryLaterError,
     UnauthorizedError,
@@ -32,7 +33,8 @@ STATUS_BY_ERROR: dict[type[InferqError], int] = {
     InvalidInputError: 422,
     JobNotCancelableError: 409,
     ModelError: 500,
-    ClientLeftError: 499,  # nginx's "client closed request": written to a closed socket
+    ClientLeftError: 499,
+    ModelTimeoutError: 504,  # nginx's "client closed request": written to a closed socket
 }
 REDIS_RETRY_AFTER_S = 2
 

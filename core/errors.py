@@ -47,6 +47,16 @@ class TransientModelError(InferqError):
     code = "model_error"
 
 
+class ModelTimeoutError(InferqError):
+    """A model call ran past its time limit; the process running it was killed."""
+
+    code = "timeout"
+
+
+class ModelProcessDiedError(InferqError):
+    code = "model_process_died"
+
+
 class ModelLoadError(InferqError):
     code = "model_load_error"
 

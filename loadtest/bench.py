@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import redis
 
-from loadtest import bench_batching
+from loadtest import bench_batching, bench_shedding
 from loadtest.config import LoadConfig
 from loadtest.report import StepResult, summarize
 from loadtest.runner import RESULTS, Architecture, architectures, run_architecture
@@ -176,6 +176,10 @@ class Bench:
     def batching(self) -> None:
         """Rows 7-15: batching on both paths and what the queue costs, wrk from outside."""
         self.results["7_batching"] = bench_batching.batching_rows(self.out, self.seconds(10))
+
+    def shedding(self) -> None:
+        """Row 16: the load-shedding post's experiment, both paths, shipped settings."""
+        self.results["16_shedding"] = bench_shedding.shedding_rows(self.out, self.seconds(12))
 
     def _capacity(self, closed: LoadConfig, index: int) -> float:
         """Goodput of the queued path saturated by a closed loop: what the machine serves now."""
@@ -409,6 +413,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     if "7_batching" in r:
         lines += ["", "batching and queue cost (wrk, shipped settings):"]
         lines.append(bench_batching.table(r["7_batching"]))
+    if "16_shedding" in r:
+        lines += ["", "the load-shedding post's experiment (burn 500 ms, 2 s client timeout):"]
+        lines.append(bench_shedding.table(r["16_shedding"]))
     return "\n".join(lines)
 
 
@@ -418,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="comma-separated subset: "
-        "overhead,throughput,efficiency,waiters,cache,overload,batching",
+        "overhead,throughput,efficiency,waiters,cache,overload,batching,shedding",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -432,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": bench.cache,
         "overload": bench.overload,
         "batching": bench.batching,
+        "shedding": bench.shedding,
     }
     chosen = args.only.split(",") if args.only else list(steps)
     if "batching" in chosen:

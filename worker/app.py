@@ -14,6 +14,7 @@ from redis import ConnectionPool
 
 from config import Settings, get_settings
 from core.keys import RedisKeys
+from worker.consumer import InferqConsumer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
 
     max_delay_s = 1.0
     storage_class = InferqStorage
+    keys = RedisKeys()
     runner: WorkRunner | None = None
     _as_task: Any = None
 
@@ -97,7 +99,7 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
         # huey's idle/error back-off grows to 10 s by default, so consumers would
         # notice a Redis that came back only that late; cap it.
         options["max_delay"] = min(options.get("max_delay", 10.0), self.max_delay_s)
-        return super().create_consumer(**options)
+        return InferqConsumer(self, self.keys, **options)
 
 
 def make_huey(settings: Settings) -> InferqHuey:
@@ -118,6 +120,7 @@ def make_huey(settings: Settings) -> InferqHuey:
         serializer=SignedSerializer(secret=settings.queue_secret.get_secret_value(), salt="inferq"),
     )
     huey.max_delay_s = settings.consumer_max_delay_s
+    huey.keys = RedisKeys(settings.namespace)
     return huey
 
 

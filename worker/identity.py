@@ -7,9 +7,9 @@ import socket
 import threading
 
 
-def worker_identity() -> str:
-    """This consumer worker process, as its heartbeat, leases and job records name it."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+def worker_identity(pid: int | None = None) -> str:
+    """This (or that) consumer worker process, as heartbeats, leases and job records name it."""
+    return f"{socket.gethostname()}:{pid or os.getpid()}"
 
 
 def claim_field() -> str:

@@ -1,33 +1,42 @@
-"""Model execution inside the API's own process pool (the direct /predict path).
+"""Model execution in the direct path's model processes (one `serve` loop per process).
 
-These functions run in the pool's child processes: models load once per child
-in `load_models`, then `predict_batch` serves a batch of inputs per call.
+Each process loads the models once, says so, then answers one batch per message on
+its pipe. The API process kills and replaces a process whose call runs past its time
+limit (`api.modelpool`).
 """
 
 from __future__ import annotations
 
+import signal
+from multiprocessing.connection import Connection
+
 from core import predict
-from core.models import ModelRegistry
 from worker.models import build_models
 
-_models: ModelRegistry | None = None
+Outcomes = list[tuple[str, dict[str, str] | None]]
+READY = "ready"
 
 
-def load_models(paths: list[str], burn_iterations_per_ms: int) -> None:
-    global _models
-    _models = build_models(paths, burn_iterations_per_ms)
-    _models.load_all()
-
-
-def predict_batch(
-    model_name: str, input_jsons: list[str]
-) -> list[tuple[str, dict[str, str] | None]]:
-    """One model call for the batch: per input, its result JSON or an error (code, message)."""
-    assert _models is not None, "load_models is the pool initializer"
-    outcomes = predict.predict_batch(_models.get(model_name), input_jsons)
-    return [(o.result_json, o.error.model_dump() if o.error else None) for o in outcomes]
-
-
-def warm_up() -> int:
-    """A no-op that forces a child to exist and load its models."""
-    return 1
+def serve(conn: Connection, paths: list[str], burn_iterations_per_ms: int) -> None:
+    """Load the models, then run each (model name, input JSONs) message received."""
+    # Ctrl-C reaches the whole process group: the API shuts its children down itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    models = build_models(paths, burn_iterations_per_ms)
+    models.load_all()
+    conn.send(READY)
+    while True:
+        try:
+            message = conn.recv()
+        except EOFError:  # the API process is gone
+            return
+        if message is None:
+            return
+        model_name, input_jsons = message
+        try:
+            outcomes = predict.predict_batch(models.get(model_name), input_jsons)
+            reply: object = [
+                (o.result_json, o.error.model_dump() if o.error else None) for o in outcomes
+            ]
+        except Exception as exc:  # inferq's own failure, not the model's: report it
+            reply = exc
+        conn.send(reply)

@@ -15,11 +15,12 @@ from config import Settings
 from core.batching import ArrivalRate, policy_for
 from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
-from core.models import ModelRegistry
+from core.models import ModelRegistry, time_limit_s
 from core.predict import ItemOutcome, predict_batch
 from worker import metrics, scripts
 from worker.batches import Batch, ServedQueue, Taken, WorkSource
 from worker.identity import claim_field
+from worker.timelimit import time_limit
 
 log = logging.getLogger(__name__)
 WORKER_LOST = JobError(code="worker_lost", message="the worker running the job was lost")
@@ -98,7 +99,8 @@ class ComputationRunner:
         metrics.BATCH_SIZE.labels(model, "queued").observe(len(batch.computations))
         metrics.BATCH_FORM_WAIT.labels(model, "queued").observe(time.monotonic() - batch.taken_at)
         began = time.perf_counter()
-        with metrics.JOBS_IN_FLIGHT.track_inprogress():
+        limit_s = time_limit_s(self.models.get(model), self.settings.model_timeout_s)
+        with metrics.JOBS_IN_FLIGHT.track_inprogress(), time_limit(limit_s):
             outcomes = predict_batch(
                 self.models.get(model), [c.input_json for c in batch.computations]
             )

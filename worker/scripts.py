@@ -167,6 +167,13 @@ while #members < want and popped < 4 * want + 16 do
   if #head == 0 then break end
   popped = popped + 1
   local member, score = head[1], head[2]
+  -- A computation that was in a batch that ran out of time runs alone from now on.
+  local solo = redis.call('HGET', ARGV[3] .. leader_of(member), 'solo') == '1'
+  if solo and #members > 0 then
+    redis.call('ZADD', queue, score, member)
+    popped = popped - 1
+    break
+  end
   local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
   local live = 0
   for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
@@ -193,6 +200,7 @@ while #members < want and popped < 4 * want + 16 do
   else
     redis.call('DEL', computation)  -- every job on it was canceled or expired
   end
+  if solo and live > 0 then break end
 end
 if #members > 0 then redis.call('SADD', KEYS[2], KEYS[3]) end
 -- The BLPOP took one token for the first computation; drop those of the others.
@@ -397,4 +405,49 @@ for _, lease in ipairs(leases) do
 end
 if #failed > 0 then redis.call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
 return {requeued, failed}
+"""
+
+# A worker process was killed because its model call ran past the time limit: settle
+# what it held. A batch of one computation ran out of time by itself, so its jobs fail
+# with `timeout`; a batch of several goes back to the queue (old scores) with every
+# job marked to run alone, so only the computation that hangs fails next time.
+# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
+# ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id.
+# Returns {failed job ids, requeued job ids}.
+TIME_OUT = """
+local failed, requeued = {}, {}
+for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local entries = redis.call('LRANGE', lease, 0, -1)
+  if entries[1] == ARGV[5] then
+    local alone = #entries == 4
+    for i = 2, #entries, 3 do
+      local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
+      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+      local again = false
+      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+        local key = ARGV[1] .. id
+        local status = redis.call('HGET', key, 'status')
+        if (status == 'running' or status == 'queued') and alone then
+          redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
+          table.insert(failed, id)
+        elseif status == 'running' or status == 'queued' then
+          redis.call('HSET', key, 'status', 'queued', 'solo', '1')
+          table.insert(requeued, id)
+          again = true
+        end
+      end
+      if again then
+        redis.call('ZADD', queue, score, member)
+        redis.call('RPUSH', KEYS[3], '1')
+      else
+        redis.call('DEL', computation)
+      end
+    end
+    redis.call('DEL', lease)
+    redis.call('SREM', KEYS[1], lease)
+  end
+end
+redis.call('ZREM', KEYS[2], ARGV[5])
+if #failed > 0 then redis.call('PUBLISH', ARGV[3], table.concat(failed, ',')) end
+return {failed, requeued}
 """

@@ -35,7 +35,13 @@ class Model(Protocol):
     many inputs one `predict` call receives and `max_batch_wait_ms` (default 0)
     is the longest a partial batch may be held for more inputs; the settings
     INFERQ_BATCH_MAX_SIZE and INFERQ_BATCH_MAX_WAIT_MS override both. A model
-    that is not batchable always receives one input per call.
+    that is not batchable always receives one input per call. `timeout_s`
+    (default: the setting INFERQ_MODEL_TIMEOUT_S) is the longest one `predict`
+    call may run: past it, the process running it is killed and replaced.
+
+    A failure worth retrying (a flaky downstream service) is signalled by
+    raising `core.errors.TransientModelError`; any other exception fails the
+    job at once.
 
     Lifecycle: construct cheaply (importing the class must not import heavy ML
     libraries), call `load()` once per process before the first prediction,
@@ -69,6 +75,11 @@ def batch_defaults(model: Model) -> tuple[int, float]:
     size = int(getattr(model, "max_batch_size", DEFAULT_MAX_BATCH_SIZE))
     wait_ms = float(getattr(model, "max_batch_wait_ms", DEFAULT_MAX_BATCH_WAIT_MS))
     return size, wait_ms
+
+
+def time_limit_s(model: Model, default_s: float) -> float:
+    """The longest one `predict` call of this model may run."""
+    return float(getattr(model, "timeout_s", None) or default_s)
 
 
 def import_model(path: str) -> Model:

@@ -24,7 +24,6 @@ from worker.batches import Batch
 from worker.heartbeat import Heartbeat
 from worker.runner import ComputationRunner
 
-
 _OPENED: list[redis.Redis] = []  # clients a test opened; closed when it ends
 
 

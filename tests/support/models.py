@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import time
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from core.errors import TransientModelError
 
 
 class CountingInput(BaseModel):
@@ -90,3 +93,60 @@ class BatchingModel:
 
 class OtherBatchingModel(BatchingModel):
     name = "batching2"
+
+
+class FlakyInput(BaseModel):
+    key: str
+    failures: int = Field(0, ge=0, le=10)  # raise TransientModelError this many times first
+
+
+class FlakyModel:
+    """Fails transiently `failures` times per key (counted in the runs file), then answers."""
+
+    name = "flaky"
+    version = "1"
+    batchable = False
+    deterministic = False
+    input_schema = FlakyInput
+
+    def load(self) -> None:
+        self._runs_file = os.environ["INFERQ_TEST_RUNS_FILE"]
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        item = inputs[0]
+        with open(self._runs_file, "a+") as runs:
+            runs.seek(0)
+            tries = sum(1 for line in runs if line.split()[0] == item.key)
+            runs.write(f"{item.key} {time.time():.6f}\n")
+        if tries < item.failures:
+            raise TransientModelError(f"attempt {tries + 1} of {item.key} failed")
+        return [{"key": item.key, "tries": tries + 1}]
+
+
+class HangInput(BaseModel):
+    key: str
+    mode: Literal["regex", "sleep", "none"] = "regex"
+
+
+class HangModel:
+    """Hangs: in C (a catastrophic regular-expression backtrack, deaf to signals) or asleep."""
+
+    name = "hang"
+    version = "1"
+    batchable = False
+    deterministic = False
+    input_schema = HangInput
+    timeout_s = 1.0
+
+    def load(self) -> None:
+        self._runs_file = os.environ["INFERQ_TEST_RUNS_FILE"]
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        item = inputs[0]
+        with open(self._runs_file, "a") as runs:
+            runs.write(f"{item.key} {time.time():.6f}\n")
+        if item.mode == "regex":
+            re.match(r"(a+)+$", "a" * 40 + "b")  # about 2^40 steps, all inside the re engine
+        elif item.mode == "sleep":
+            time.sleep(3600)
+        return [{"key": item.key}]

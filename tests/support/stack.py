@@ -18,7 +18,14 @@ from scripts import stack
 
 TEST_MODELS = ",".join(
     f"tests.support.models:{name}"
-    for name in ("CountingModel", "FailingModel", "BatchingModel", "OtherBatchingModel")
+    for name in (
+        "CountingModel",
+        "FailingModel",
+        "BatchingModel",
+        "OtherBatchingModel",
+        "FlakyModel",
+        "HangModel",
+    )
 )
 
 
