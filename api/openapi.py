@@ -44,7 +44,13 @@ def _variants(
         components[name] = schema
         variant = copy.deepcopy(base)
         variant["title"] = f"{request} ({model.name})"
-        variant["properties"]["model"] = {"const": model.name, "title": "Model"}
+        named = {"const": model.name}
+        # The default model's variant may leave `model` out or null, as the server does.
+        variant["properties"]["model"] = (
+            {"anyOf": [named, {"type": "null"}], "title": "Model"}
+            if model.name == default_model
+            else {**named, "title": "Model"}
+        )
         variant["properties"]["input"] = {"$ref": REF.format(model=name)}
         variant["required"] = ["input"] if model.name == default_model else ["model", "input"]
         variants.append(variant)

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from core.jobs import Priority
+from core.jsontypes import json_number
+
+# The bounds go on the float, inside the JSON check, so the published schema has them.
+Deadline = Annotated[float, Field(gt=0, le=86_400), BeforeValidator(json_number)]
 
 
 class JobRequest(BaseModel):
     model: str | None = Field(None, description="model name; the configured default if omitted")
     input: dict[str, Any] = Field(description="model-specific input; see GET /models")
     priority: Priority = Priority.NORMAL
-    deadline_s: float | None = Field(
+    deadline_s: Deadline | None = Field(
         None,
-        gt=0,
-        le=86_400,
         description="the whole budget from submit to result, in seconds: refused now if "
         "the estimated wait plus run exceeds it; expired, never started, once it could "
         "no longer finish in time",
@@ -26,10 +28,8 @@ class JobRequest(BaseModel):
 class PredictRequest(BaseModel):
     model: str | None = Field(None, description="model name; the configured default if omitted")
     input: dict[str, Any] = Field(description="model-specific input; see GET /models")
-    deadline_s: float | None = Field(
+    deadline_s: Deadline | None = Field(
         None,
-        gt=0,
-        le=86_400,
         description="the whole budget in seconds: 503 deadline_unmeetable now if the "
         "estimated wait plus run exceeds it, 503 deadline_exceeded if it no longer fits "
         "when its turn comes",

@@ -18,6 +18,9 @@ Wait = Annotated[bool, Query(description="hold the request until the job finishe
 Timeout = Annotated[
     float | None, Query(gt=0, description="seconds to wait (default 30, capped by a setting)")
 ]
+BAD_BODY: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read as JSON"}
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "API keys are on and none valid was given"},
     404: {"model": ErrorBody},
@@ -39,7 +42,12 @@ def _wait_seconds(services: Services, wait: bool, timeout: float | None) -> floa
     return min(timeout or settings.wait_timeout_default_s, settings.wait_timeout_max_s)
 
 
-@router.post("", status_code=202, response_model=JobRecord, responses={**FINISHED, **ERRORS})
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobRecord,
+    responses={**FINISHED, **BAD_BODY, **ERRORS},
+)
 async def submit_job(
     body: JobRequest,
     request: Request,

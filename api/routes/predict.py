@@ -14,6 +14,7 @@ from api.services import ServicesDep
 
 router = APIRouter(tags=["predict"])
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read as JSON"},
     401: {"model": ErrorBody},
     404: {"model": ErrorBody},
     413: {"model": ErrorBody},

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.jsontypes import Integer
+
 CALIBRATION_FILE = Path.home() / ".cache" / "inferq" / "burn-calibration.json"
 _CALIBRATION_ROUNDS = 20_000
 
@@ -19,7 +21,7 @@ class BurnInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(max_length=100_000)
-    work_ms: int = Field(ge=0, le=10_000, description="idle-core milliseconds of hashing")
+    work_ms: Integer = Field(ge=0, le=10_000, description="idle-core milliseconds of hashing")
 
 
 class BurnModel:

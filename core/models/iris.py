@@ -4,6 +4,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.jsontypes import Number
 from core.models import class_probabilities
 
 
@@ -12,10 +13,10 @@ class IrisInput(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sepal_length: float = Field(gt=0, le=100)
-    sepal_width: float = Field(gt=0, le=100)
-    petal_length: float = Field(gt=0, le=100)
-    petal_width: float = Field(gt=0, le=100)
+    sepal_length: Number = Field(gt=0, le=100)
+    sepal_width: Number = Field(gt=0, le=100)
+    petal_length: Number = Field(gt=0, le=100)
+    petal_width: Number = Field(gt=0, le=100)
 
 
 class IrisModel:

@@ -10,11 +10,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from core.errors import TransientModelError
+from core.jsontypes import Integer
 
 
 class CountingInput(BaseModel):
     key: str
-    sleep_ms: int = Field(0, ge=0, le=10_000)
+    sleep_ms: Integer = Field(0, ge=0, le=10_000)
 
 
 class CountingModel:
@@ -59,7 +60,7 @@ class FailingModel:
 
 class BatchInput(BaseModel):
     key: str
-    sleep_ms: int = Field(0, ge=0, le=2_000)
+    sleep_ms: Integer = Field(0, ge=0, le=2_000)
     fail: bool = False  # the model raises on any batch that holds this input
     short: bool = False  # the model returns one output too few for a batch holding it
 
@@ -97,7 +98,7 @@ class OtherBatchingModel(BatchingModel):
 
 class FlakyInput(BaseModel):
     key: str
-    failures: int = Field(0, ge=0, le=10)  # raise TransientModelError this many times first
+    failures: Integer = Field(0, ge=0, le=10)  # raise TransientModelError this many times first
 
 
 class FlakyModel:
