@@ -11,11 +11,12 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import HttpMetricsMiddleware
 from api.openapi import install_model_schemas
-from api.routes import health, jobs, metrics, models, predict
+from api.routes import health, jobs, models, predict
+from api.routes import metrics as metrics_route
 from api.services import build_services
 from config import Settings, get_settings
 from config.logging import configure_logging
-from worker.metrics import mark_process_dead
+from worker import metrics
 from worker.models import configured_models
 
 
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings, "api")
+        metrics.install(metrics.server_directory(settings.metrics_dir, "api"))
         services = build_services(settings)
         await services.hub.start(within_s=settings.redis_timeout_s)
         await services.direct.warm_up()
@@ -33,7 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.aclose()
-            mark_process_dead()
+            metrics.mark_process_dead()
 
     app = FastAPI(
         title="inferq",
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
-    for router in (jobs.router, predict.router, models.router, health.router, metrics.router):
+    routers = (jobs.router, predict.router, models.router, health.router, metrics_route.router)
+    for router in routers:
         app.include_router(router)
     install_model_schemas(app, configured_models(settings), settings.default_model)
     return app

@@ -324,10 +324,9 @@ class DirectPool:
         task.add_done_callback(self._running.discard)
 
     def _publish_gauges(self) -> None:
-        waiting = sum(len(lane.waiting) for lane in self._lanes.values())
-        pending = sum(lane.pending for lane in self._lanes.values())
-        DIRECT_IN_FLIGHT.set(pending - waiting)
-        DIRECT_WAITING.set(waiting)
+        for name, lane in self._lanes.items():
+            DIRECT_IN_FLIGHT.labels(name).set(lane.pending - len(lane.waiting))
+            DIRECT_WAITING.labels(name).set(len(lane.waiting))
 
 
 def _drop_if_waiting(lane: _ModelLane, request: _Request, error: InferqError) -> None:

@@ -21,11 +21,15 @@ HTTP_DURATION = Histogram(
 CACHE_HITS = Counter("inferq_cache_hits_total", "Answers without a new model run", ("tier",))
 CACHE_MISSES = Counter("inferq_cache_misses_total", "Cache look-ups that missed", ("tier",))
 DIRECT_IN_FLIGHT = Gauge(
-    "inferq_direct_in_flight", "/predict requests running in the pool", multiprocess_mode="livesum"
+    "inferq_direct_in_flight",
+    "/predict requests running in the pool",
+    ("model",),
+    multiprocess_mode="livesum",
 )
 DIRECT_WAITING = Gauge(
     "inferq_direct_waiting",
     "/predict requests waiting for a pool process",
+    ("model",),
     multiprocess_mode="livesum",
 )
 DIRECT_SHED = Counter("inferq_direct_shed_total", "/predict requests refused with 503", ("model",))

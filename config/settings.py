@@ -67,7 +67,13 @@ class Settings(BaseSettings):
     retries: int = Field(2, ge=0, description="retries of a job whose model failed transiently")
     retry_delay_s: float = Field(1.0, ge=0, description="first retry delay; doubles each time")
 
-    metrics_dir: str = Field(".run/metrics", description="prometheus multiprocess directory")
+    metrics_dir: str = Field(
+        ".run/metrics", description="root of the servers' prometheus multiprocess directories"
+    )
+    consumer_metrics_port: int | None = Field(
+        None, ge=1, le=65_535, description="a consumer serves its own /metrics here; unset: off"
+    )
+    consumer_metrics_host: str = Field("127.0.0.1", description="address of that port")
 
     queue_secret: SecretStr = Field(
         SecretStr(DEVELOPMENT_SECRET), description="HMAC key that signs queue messages"

@@ -199,7 +199,7 @@ class _Stack:
             "INFERQ_ENVIRONMENT": "development",
             "INFERQ_LOG_DIR": str(workdir / "logs"),
             "INFERQ_LOG_LEVEL": "WARNING",
-            "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+            "INFERQ_METRICS_DIR": str(workdir / "metrics"),
             **env,
         }
 

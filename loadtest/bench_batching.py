@@ -34,7 +34,7 @@ def shipped_stack(workdir: Path, **env: str) -> Iterator[tuple[str, redis.Redis]
         "INFERQ_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         "INFERQ_QUEUE_SECRET": secrets.token_hex(16),
         "INFERQ_LOG_DIR": str(workdir / "logs"),
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        "INFERQ_METRICS_DIR": str(workdir / "metrics"),
         **env,
     }
     procs: list[subprocess.Popen[bytes]] = []

@@ -197,7 +197,7 @@ def _start_stack(arch: Architecture, workdir: Path, procs: list[subprocess.Popen
         "INFERQ_ENVIRONMENT": "development",
         "INFERQ_LOG_DIR": str(workdir / "logs"),
         "INFERQ_LOG_LEVEL": "WARNING",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        "INFERQ_METRICS_DIR": str(workdir / "metrics"),
         **arch.env,
     }
     if arch.consumer_workers:

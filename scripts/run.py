@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import time
@@ -22,13 +21,10 @@ def main() -> int:
     redis_port = int(os.environ.get("INFERQ_RUN_REDIS_PORT", "6390"))
     api_port = int(os.environ.get("INFERQ_RUN_API_PORT", "8000"))
     workers = os.environ.get("INFERQ_RUN_CONSUMER_WORKERS", "2")
-    metrics_dir = RUN_DIR / "metrics"
-    shutil.rmtree(metrics_dir, ignore_errors=True)  # counters start from zero on each run
     env = {
         "INFERQ_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
         # make run is a development stack: the built-in queue secret is allowed.
         "INFERQ_ENVIRONMENT": os.environ.get("INFERQ_ENVIRONMENT", "development"),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     procs = []
     # Children run in their own sessions, so Ctrl-C reaches only this process, which then

@@ -5,7 +5,6 @@ import os
 # Before anything imports config: tests run as a development deployment (the
 # built-in queue secret is allowed). Never the machine's Redis: fixtures set URLs.
 os.environ["INFERQ_ENVIRONMENT"] = "development"
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(os.getcwd(), ".run", "test-metrics"))
 
 from collections.abc import Iterator
 from pathlib import Path

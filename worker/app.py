@@ -1,10 +1,11 @@
-"""The one huey instance. Importing this must stay cheap: the API imports it to enqueue."""
+"""The one huey instance, built on first use. Importing this builds nothing."""
 
 from __future__ import annotations
 
 import logging
 import struct
 import time
+from functools import lru_cache
 from typing import Any, Protocol
 
 from huey import PriorityRedisHuey
@@ -59,6 +60,7 @@ class InferqHuey(PriorityRedisHuey):  # type: ignore[misc]
     max_delay_s = 1.0
     storage_class = InferqStorage
     keys = RedisKeys()
+    settings: Settings | None = None
     runner: WorkRunner | None = None
     _as_task: Any = None
 
@@ -121,9 +123,20 @@ def make_huey(settings: Settings) -> InferqHuey:
     )
     huey.max_delay_s = settings.consumer_max_delay_s
     huey.keys = RedisKeys(settings.namespace)
+
+    huey.settings = settings
     return huey
 
 
-settings = get_settings()
-keys = RedisKeys(settings.namespace)
-huey = make_huey(settings)
+@lru_cache
+def get_huey() -> InferqHuey:
+    """The consumer's huey instance with inferq's tasks and hooks, from this process's settings.
+
+    `huey_consumer worker.huey` reaches it through `worker.__getattr__`, so settings are
+    read when the consumer starts, never when a module is imported.
+    """
+    from worker.tasks import register  # tasks import this module
+
+    huey = make_huey(get_settings())
+    register(huey)
+    return huey

@@ -10,10 +10,11 @@ import time
 from typing import Any
 
 from huey.consumer import Consumer, Worker
+from prometheus_client import CollectorRegistry, start_http_server
 
 from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
-from worker import scripts
+from worker import metrics, scripts
 from worker.identity import worker_identity
 from worker.timelimit import RunClock
 
@@ -38,7 +39,10 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
     worker_class = InferqWorker
 
     def __init__(self, huey: Any, keys: RedisKeys, **options: Any) -> None:
-        self.keys = keys
+        self.keys, self.settings = keys, huey.settings
+        # Before the workers fork: they inherit the directory and write their series there.
+        self.metrics_dir = metrics.server_directory(self.settings.metrics_dir, "consumer")
+        metrics.install(self.metrics_dir)
         workers = int(options.get("workers", 1))
         # Only a process can be killed: thread and greenlet workers have no hard limit.
         self.clock = RunClock(workers) if options.get("worker_type") == "process" else None
@@ -46,6 +50,15 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
         self._time_out = huey.storage.conn.register_script(scripts.TIME_OUT)
         if self.clock is None:
             log.warning("model time limits are enforced only with process workers (-k process)")
+
+    def start(self) -> None:
+        super().start()
+        port = self.settings.consumer_metrics_port
+        if port:  # this consumer's workers' series, for a Prometheus on another host
+            registry = CollectorRegistry()
+            registry.register(metrics.ServerFiles(self.settings.metrics_dir, self.metrics_dir))
+            start_http_server(port, self.settings.consumer_metrics_host, registry)
+            log.info("consumer metrics on %s:%d/metrics", self.settings.consumer_metrics_host, port)
 
     def _create_process(self, process: Any, name: str) -> Any:
         if isinstance(process, InferqWorker) and self.clock is not None:

@@ -100,7 +100,7 @@ class ComputationRunner:
         metrics.BATCH_FORM_WAIT.labels(model, "queued").observe(time.monotonic() - batch.taken_at)
         began = time.perf_counter()
         limit_s = time_limit_s(self.models.get(model), self.settings.model_timeout_s)
-        with metrics.JOBS_IN_FLIGHT.track_inprogress(), time_limit(limit_s):
+        with metrics.JOBS_IN_FLIGHT.labels(model).track_inprogress(), time_limit(limit_s):
             outcomes = predict_batch(
                 self.models.get(model), [c.input_json for c in batch.computations]
             )

@@ -9,7 +9,7 @@ from huey.signals import SIGNAL_INTERRUPTED
 
 from config.logging import configure_logging
 from worker import metrics
-from worker.app import huey, keys, settings
+from worker.app import InferqHuey
 from worker.batches import Batch
 from worker.heartbeat import Heartbeat
 from worker.identity import worker_identity
@@ -17,45 +17,56 @@ from worker.models import configured_models
 from worker.runner import ComputationRunner
 
 log = logging.getLogger(__name__)
-_heartbeat: Heartbeat | None = None
 
 
-@huey.on_startup(name="inferq.load_models")
-def load_models() -> None:
-    """Runs once in every consumer worker: load models, then start heartbeating."""
-    global _heartbeat
-    configure_logging(settings, "worker")
-    worker_id = worker_identity()
-    models = configured_models(settings)
-    models.load_all()
-    runner = ComputationRunner(
-        huey.storage.conn, keys, models, settings, worker_id, huey.storage.queue_key
-    )
-    _heartbeat = Heartbeat(
-        huey.storage.conn,
-        keys.heartbeats,
-        worker_id,
-        settings.heartbeat_interval_s,
-        on_beat=runner.reap,
-    )
-    _heartbeat.start()
-    huey.serve(runner, lambda batch: run_batch.s(batch))
-    log.info("worker %s ready with models %s", worker_id, [m.name for m in models])
+def register(huey: InferqHuey) -> None:
+    """Add inferq's task and its startup, shutdown and interrupt hooks to `huey`."""
+    settings, keys = huey.settings, huey.keys
+    assert settings is not None, "make_huey sets the settings"
+    heartbeat: list[Heartbeat] = []
 
+    @huey.on_startup(name="inferq.load_models")
+    def load_models() -> None:
+        """Runs once in every consumer worker: load models, then start heartbeating."""
+        configure_logging(settings, "worker")
+        worker_id = worker_identity()
+        models = configured_models(settings)
+        models.load_all()
+        runner = ComputationRunner(
+            huey.storage.conn, keys, models, settings, worker_id, huey.storage.queue_key
+        )
+        beat = Heartbeat(
+            huey.storage.conn,
+            keys.heartbeats,
+            worker_id,
+            settings.heartbeat_interval_s,
+            on_beat=runner.reap,
+        )
+        beat.start()
+        heartbeat.append(beat)
+        huey.serve(runner, lambda batch: run_batch.s(batch))
+        log.info("worker %s ready with models %s", worker_id, [m.name for m in models])
 
-@huey.signal(SIGNAL_INTERRUPTED)
-def requeue_interrupted(signal: str, task: object) -> None:
-    """SIGTERM stopped a running task: give its jobs back to the queue now."""
-    args = getattr(task, "args", None)
-    if huey.runner is not None and args and isinstance(args[0], Batch):
-        huey.runner.release(args[0])
+    @huey.signal(SIGNAL_INTERRUPTED)
+    def requeue_interrupted(signal: str, task: object) -> None:
+        """SIGTERM stopped a running task: give its jobs back to the queue now."""
+        args = getattr(task, "args", None)
+        if huey.runner is not None and args and isinstance(args[0], Batch):
+            huey.runner.release(args[0])
 
+    @huey.on_shutdown(name="inferq.stop_heartbeat")
+    def stop_heartbeat() -> None:
+        for beat in heartbeat:
+            beat.stop()
+        metrics.mark_process_dead()
 
-@huey.on_shutdown(name="inferq.stop_heartbeat")
-def stop_heartbeat() -> None:
-    if _heartbeat is not None:
-        _heartbeat.stop()
-    metrics.mark_process_dead()
+    @huey.task(name="run_batch")
+    @_stable_wire_name
+    def run_batch(batch: Batch) -> None:
+        """Run a batch the consumer took off a model queue (built locally, never enqueued)."""
+        if huey.runner is None:
+            raise RuntimeError("models not loaded: the startup hook did not run")
+        huey.runner.run(batch)
 
 
 def _stable_wire_name(func: Callable[..., None]) -> Callable[..., None]:
@@ -63,12 +74,3 @@ def _stable_wire_name(func: Callable[..., None]) -> Callable[..., None]:
     # would orphan queued messages; pin the module part too.
     func.__module__ = "inferq"
     return func
-
-
-@huey.task(name="run_batch")
-@_stable_wire_name
-def run_batch(batch: Batch) -> None:
-    """Run a batch the consumer took off a model queue (built locally, never enqueued)."""
-    if huey.runner is None:
-        raise RuntimeError("models not loaded: the startup hook did not run")
-    huey.runner.run(batch)

@@ -4,13 +4,14 @@ import asyncio
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.auth import authenticate_metrics
 from api.services import ServicesDep
 from core.jobs import Priority
+from worker.metrics import ServerFiles
 
 router = APIRouter(tags=["metrics"])
 
@@ -37,11 +38,11 @@ class _Snapshot(Collector):
 
 @router.get("/metrics", response_class=Response, dependencies=[Depends(authenticate_metrics)])
 async def metrics(services: ServicesDep) -> Response:
-    """Prometheus metrics of every API and consumer process on this host."""
+    """Prometheus metrics of this API and of the consumers running on its host."""
     depth = await services.store.queue_depth()
     consumers = await services.store.live_consumers()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    registry.register(ServerFiles(services.settings.metrics_dir))
     registry.register(_Snapshot(depth, consumers))
     # Reading the per-process files is disk I/O: keep it off the event loop.
     body = await asyncio.to_thread(generate_latest, registry)

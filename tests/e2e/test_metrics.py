@@ -1,14 +1,31 @@
-"""/metrics aggregates every API and consumer process: counts move as a known sequence says."""
+"""/metrics aggregates the API's processes and the consumers beside it: counts move as a
+known sequence says, under the bare contract too, and a new deployment starts from zero."""
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
+from scripts import stack
+from tests.support.stack import (
+    RedisServer,
+    Stack,
+    flush_namespace,
+    running_stack,
+    unique,
+    wait_for,
+)
+
+IRIS = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -142,3 +159,86 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
     assert depth in s
     assert value(s, "inferq_batch_size_count", model="echo", path="queued") == 3
     assert value(s, "inferq_batch_size_count", model="echo", path="direct") == 1
+
+
+@contextmanager
+def _bare_contract(redis_server: RedisServer, workdir: Path, **extra: str) -> Iterator[str]:
+    """`uvicorn api.main:app` and `huey_consumer worker.huey -k process -w 2`, as the README
+    says, with only the Redis URL and a queue secret (and PATH, HOME, where the code is)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "PYTHONPATH": str(stack.ROOT),
+        "INFERQ_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "INFERQ_QUEUE_SECRET": secrets.token_hex(16),
+        "INFERQ_NAMESPACE": f"bare{uuid.uuid4().hex[:8]}",  # this test's keys on a shared Redis
+        **extra,
+    }
+    port = stack.free_port()
+    commands = [
+        [str(stack.BIN / "huey_consumer"), "worker.huey", "-k", "process", "-w", "2"],
+        [str(stack.BIN / "uvicorn"), "api.main:app", "--port", str(port)],
+    ]
+    procs = []
+    try:
+        for command in commands:
+            with open(workdir / "out.log", "ab") as out:
+                procs.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=workdir,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        url = f"http://127.0.0.1:{port}"
+        stack.wait_until(lambda: stack.http_ok(f"{url}/readyz"), 60, "the bare contract")
+        yield url
+    finally:
+        for proc in reversed(procs):
+            stack.stop(proc)
+        with redis_server.client() as client:
+            flush_namespace(client, env["INFERQ_NAMESPACE"])
+
+
+def test_metrics_under_the_bare_contract_move_and_a_new_deployment_starts_from_zero(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    body = {"model": "iris", "input": IRIS}
+    for deployment in range(2):
+        # Same directory both times, so the same default metrics root (.run/metrics).
+        with _bare_contract(redis_server, workdir) as url, httpx.Client(base_url=url) as client:
+            before = scrape(client)
+            assert value(before, "inferq_jobs_enqueued_total", model="iris", priority="normal") == 0
+            ran = client.post("/jobs?wait=true", json=body).json()
+            assert ran["status"] == "succeeded" and not ran["cached"]
+            assert client.post("/jobs?wait=true", json=body).json()["cached"]
+            after = scrape(client)
+        route = {"route": "/jobs", "method": "POST", "status": "200"}
+        assert value(after, "inferq_http_requests_total", **route) == 2, deployment
+        assert value(after, "inferq_cache_hits_total", tier="local") >= 1
+        # The same counts both times: the first deployment's files are not summed in.
+        assert value(after, "inferq_jobs_enqueued_total", model="iris", priority="normal") == 1
+        done = {"model": "iris", "priority": "normal", "status": "succeeded"}
+        assert value(after, "inferq_jobs_finished_total", **done) == 1
+
+
+def test_a_consumer_serves_its_own_metrics_port(redis_server: RedisServer, workdir: Path) -> None:
+    port = stack.free_port()
+    extra = {"INFERQ_CONSUMER_METRICS_PORT": str(port)}
+    with (
+        _bare_contract(redis_server, workdir, **extra) as url,
+        httpx.Client(base_url=url) as client,
+    ):
+        assert client.post("/jobs?wait=true", json={"model": "echo", "input": {"n": unique()}})
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as consumer:
+            samples = scrape(consumer)
+    job = {"model": "echo", "priority": "normal"}
+    assert value(samples, "inferq_jobs_finished_total", status="succeeded", **job) == 1
+    assert (
+        value(samples, "inferq_http_requests_total", route="/jobs", method="POST", status="200")
+        == 0
+    )

@@ -113,7 +113,9 @@ def test_a_job_that_keeps_losing_its_worker_fails_worker_lost(
 # before it can run it: the narrowest window in which a job could be lost.
 _POP_AND_DIE = """
 import os, signal
-from worker.app import huey, keys, settings
+from worker.app import get_huey
+huey = get_huey()
+keys, settings = huey.keys, huey.settings
 from worker.heartbeat import Heartbeat
 from worker.identity import worker_identity
 from worker.models import configured_models

@@ -128,7 +128,7 @@ def running_stack(
         "INFERQ_HEARTBEAT_INTERVAL_S": "0.5",
         "INFERQ_HEARTBEAT_TTL_S": "2",
         "INFERQ_DIRECT_WORKERS": "1",
-        "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+        "INFERQ_METRICS_DIR": str(workdir / "metrics"),
         "PYTHONPATH": str(stack.ROOT),
     }
     running = Stack(redis_server, namespace, workdir, {**base_env, **env})
