@@ -101,7 +101,7 @@ def test_second_identical_request_is_a_cache_hit_without_a_second_run(
 def test_equal_inputs_in_another_form_share_the_cache(client: httpx.Client, live: Stack) -> None:
     key = unique()
     client.post("/jobs?wait=true", json=counting(key, sleep_ms=0))
-    reordered = {"model": "counting", "input": {"sleep_ms": "0", "key": key}}
+    reordered = {"model": "counting", "input": {"sleep_ms": 0.0, "key": key}}
     assert client.post("/jobs", json=reordered).json()["cached"] is True
     assert live.runs().count(key) == 1
 

@@ -11,8 +11,13 @@ from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_
 
 @pytest.fixture
 def idle(redis_server: RedisServer, workdir: object) -> Iterator[Stack]:
-    """API up, no consumer: submitted jobs stay queued until the test starts one."""
-    with running_stack(redis_server, workdir, consumer_workers=0) as running:  # type: ignore[arg-type]
+    """API up, no consumer: submitted jobs stay queued until the test starts one.
+
+    Newest-first service of a standing queue is off here: these tests see FIFO order
+    (tests/e2e/test_deadlines.py covers the adaptive LIFO).
+    """
+    env = {"INFERQ_LIFO_AFTER_S": "0"}
+    with running_stack(redis_server, workdir, consumer_workers=0, **env) as running:  # type: ignore[arg-type]
         yield running
 
 
