@@ -13,6 +13,7 @@ import glob
 import multiprocessing
 import os
 import shutil
+import socket
 from pathlib import Path
 
 from prometheus_client import Counter, Gauge, Histogram, values
@@ -48,19 +49,19 @@ RUN_TIME = Histogram(
 
 
 def server_directory(root: str, kind: str) -> Path:
-    """`<root>/<kind>-<pid of this server's main process>`, new for each start of the server.
+    """`<root>/<kind>-<pid of this server's main process>@<host>`, new for each start.
 
     uvicorn's worker processes (and huey's forked workers) share their main process's
-    directory; directories of servers that are no longer running are removed.
+    directory; directories of this host's servers that are no longer running are removed.
     """
     parent = multiprocessing.parent_process()
     main_pid = parent.pid if parent is not None and kind == "api" else os.getpid()
-    directory = Path(root) / f"{kind}-{main_pid}"
+    directory = Path(root) / f"{kind}-{main_pid}@{socket.gethostname()}"
     if main_pid == os.getpid():  # the main process itself: nothing has written here yet
         shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
-    for other in Path(root).glob("*-*"):
-        if not _is_running(other):
+    for other in Path(root).glob("*@*"):
+        if _is_this_host(other) and not _is_running(other):
             shutil.rmtree(other, ignore_errors=True)
     return directory
 
@@ -88,19 +89,25 @@ class ServerFiles(Collector):
         self.root, self.only = root, only
 
     def collect(self) -> list[Metric]:
-        directories = [self.only] if self.only else Path(self.root).glob("*-*")
+        directories = [self.only] if self.only else Path(self.root).glob("*@*")
         files = [
             path
             for directory in directories
-            if directory is not None and _is_running(directory)
+            if directory is not None and _is_this_host(directory) and _is_running(directory)
             for path in glob.glob(str(directory / "*.db"))
         ]
         return list(MultiProcessCollector.merge(files, accumulate=True))  # type: ignore[no-untyped-call]
 
 
+def _is_this_host(directory: Path) -> bool:
+    # Another host's (or container's) processes cannot be checked from here: its
+    # servers are scraped where they run.
+    return directory.name.partition("@")[2] == socket.gethostname()
+
+
 def _is_running(directory: Path) -> bool:
     """True while the server process a directory is named after is alive."""
-    pid = directory.name.rsplit("-", 1)[-1]
+    pid = directory.name.partition("@")[0].rsplit("-", 1)[-1]
     if not pid.isdigit():
         return False
     with contextlib.suppress(PermissionError):
