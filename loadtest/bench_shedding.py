@@ -163,6 +163,7 @@ def shedding_rows(out: Path, seconds: float) -> dict[str, Any]:
                     time.sleep(CLIENT_TIMEOUT_S)  # let the step's abandoned work drain
             results[name] = rows
     (out / "bench-shedding.json").write_text(json.dumps(results, indent=2))
+    write_chart(results, out / "shedding.png")
     return results
 
 
@@ -193,3 +194,35 @@ def _target(name: str, label: str, clients: int) -> str:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """The post's missing chart: response time and timeout ratio against clients."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, timeouts, goodput) = plt.subplots(1, 3, figsize=(15, 4.2))
+    for name, colour in (("queued", "tab:blue"), ("direct", "tab:orange")):
+        for label, style in (("none", "--"), ("deadline", "-")):
+            rows = results[name][label]
+            clients = [row["clients"] for row in rows]
+            tag = f"{name}, {'deadline 1.8 s' if label == 'deadline' else 'no deadline'}"
+            latency.plot(clients, [r["p50_ok_ms"] for r in rows], style, color=colour, label=tag)
+            timeouts.plot(clients, [r["timeout_ratio"] for r in rows], style, color=colour)
+            goodput.plot(clients, [r["goodput_over_capacity"] for r in rows], style, color=colour)
+    latency.set(title="p50 of answered requests (ms)", xlabel="clients")
+    timeouts.set(title="share of requests the client gave up on", xlabel="clients", ylim=(0, 1))
+    goodput.set(title="goodput / capacity", xlabel="clients", ylim=(0, 1.3))
+    for axis in (latency, timeouts, goodput):
+        axis.set_xticks(list(CLIENTS))
+        axis.grid(alpha=0.3)
+    latency.legend(fontsize=8)
+    fig.suptitle(
+        f"burn {WORK_MS} ms, 2 model processes, clients give up after {CLIENT_TIMEOUT_S:g} s "
+        "(shipped settings)"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
