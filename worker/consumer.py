@@ -12,6 +12,7 @@ from typing import Any
 from huey.consumer import Consumer, Worker
 from prometheus_client import CollectorRegistry, start_http_server
 
+from config.logging import configure_logging
 from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
 from worker import metrics, scripts
@@ -53,6 +54,9 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
 
     def start(self) -> None:
         super().start()
+        # After the workers fork (they configure their own in the startup hook): this
+        # process logs the time limits it enforces, per job, into the worker log.
+        configure_logging(self.settings, "worker")
         port = self.settings.consumer_metrics_port
         if port:  # this consumer's workers' series, for a Prometheus on another host
             registry = CollectorRegistry()
@@ -102,7 +106,9 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
                 worker_identity(pid),
             ],
         )
-        for job_id in failed:
-            log.info("job %s failed: its model call ran past the time limit", job_id.decode())
+        values = [v.decode() for v in failed]
+        for job_id, model, priority in zip(values[::3], values[1::3], values[2::3], strict=True):
+            metrics.JOBS_FINISHED.labels(model, priority, "failed").inc()
+            log.info("job %s failed: its model call ran past the time limit", job_id)
         for job_id in requeued:
             log.info("job %s requeued to run alone after its batch timed out", job_id.decode())

@@ -413,7 +413,7 @@ return {requeued, failed}
 # job marked to run alone, so only the computation that hangs fails next time.
 # KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
 # ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id.
-# Returns {failed job ids, requeued job ids}.
+# Returns {failed: flat id, model, priority; requeued job ids}.
 TIME_OUT = """
 local failed, requeued = {}, {}
 for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -426,10 +426,11 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local again = false
       for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
         local key = ARGV[1] .. id
-        local status = redis.call('HGET', key, 'status')
+        local status, model, prio = unpack(redis.call('HMGET', key, 'status', 'model',
+          'priority'))
         if (status == 'running' or status == 'queued') and alone then
           redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
-          table.insert(failed, id)
+          for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
         elseif status == 'running' or status == 'queued' then
           redis.call('HSET', key, 'status', 'queued', 'solo', '1')
           table.insert(requeued, id)
@@ -448,6 +449,8 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 redis.call('ZREM', KEYS[2], ARGV[5])
-if #failed > 0 then redis.call('PUBLISH', ARGV[3], table.concat(failed, ',')) end
+local ids = {}
+for i = 1, #failed, 3 do table.insert(ids, failed[i]) end
+if #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
 return {failed, requeued}
 """
