@@ -17,6 +17,7 @@ from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
 from worker import metrics, scripts
 from worker.identity import worker_identity
+from worker.models import configured_models
 from worker.timelimit import RunClock
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,12 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
         self.clock = RunClock(workers) if options.get("worker_type") == "process" else None
         super().__init__(huey, **options)
         self._time_out = huey.storage.conn.register_script(scripts.TIME_OUT)
+        # The classes only (importing them is cheap; this process never loads a model).
+        self._retried_on_timeout = [
+            model.name
+            for model in configured_models(self.settings)
+            if getattr(model, "retry_on_timeout", False)
+        ]
         if self.clock is None:
             log.warning("model time limits are enforced only with process workers (-k process)")
 
@@ -104,6 +111,8 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
                 self.keys.done_channel,
                 error.model_dump_json(),
                 worker_identity(pid),
+                self.settings.retries + 1,
+                *self._retried_on_timeout,
             ],
         )
         values = [v.decode() for v in failed]

@@ -409,13 +409,17 @@ return {requeued, failed}
 
 # A worker process was killed because its model call ran past the time limit: settle
 # what it held. A batch of one computation ran out of time by itself, so its jobs fail
-# with `timeout`; a batch of several goes back to the queue (old scores) with every
-# job marked to run alone, so only the computation that hangs fails next time.
+# with `timeout` (unless its model opted in to retries and attempts are left); a batch
+# of several goes back to the queue (old scores) with every job marked to run alone, so
+# only the computation that hangs fails next time.
 # KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
-# ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id.
+# ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id,
+#       6 attempts allowed, 7.. models that retry a timed-out job.
 # Returns {failed: flat id, model, priority; requeued job ids}.
 TIME_OUT = """
 local failed, requeued = {}, {}
+local retries = {}
+for i = 7, #ARGV do retries[ARGV[i]] = true end
 for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local entries = redis.call('LRANGE', lease, 0, -1)
   if entries[1] == ARGV[5] then
@@ -426,13 +430,14 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
       local again = false
       for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
         local key = ARGV[1] .. id
-        local status, model, prio = unpack(redis.call('HMGET', key, 'status', 'model',
-          'priority'))
-        if (status == 'running' or status == 'queued') and alone then
+        local status, model, prio, attempts = unpack(redis.call('HMGET', key, 'status',
+          'model', 'priority', 'attempts'))
+        local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
+        if (status == 'running' or status == 'queued') and alone and not retry then
           redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
           for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
         elseif status == 'running' or status == 'queued' then
-          redis.call('HSET', key, 'status', 'queued', 'solo', '1')
+          redis.call('HSET', key, 'status', 'queued', 'solo', alone and '0' or '1')
           table.insert(requeued, id)
           again = true
         end

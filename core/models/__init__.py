@@ -37,7 +37,9 @@ class Model(Protocol):
     INFERQ_BATCH_MAX_SIZE and INFERQ_BATCH_MAX_WAIT_MS override both. A model
     that is not batchable always receives one input per call. `timeout_s`
     (default: the setting INFERQ_MODEL_TIMEOUT_S) is the longest one `predict`
-    call may run: past it, the process running it is killed and replaced.
+    call may run: past it, the process running it is killed and replaced, and
+    the job fails with `timeout`; `retry_on_timeout = True` retries it instead
+    (up to INFERQ_RETRIES times) on the queued path.
 
     A failure worth retrying (a flaky downstream service) is signalled by
     raising `core.errors.TransientModelError`; any other exception fails the

@@ -176,3 +176,33 @@ def test_a_retry_that_could_not_meet_the_deadline_fails_at_once(
         body = {"model": "flaky", "input": {"key": unique(), "failures": 1}, "deadline_s": 3}
         record = client.post("/jobs?wait=true", json=body).json()
         assert record["status"] == "failed" and record["attempts"] == 1
+
+
+def test_direct_path_refuses_what_cannot_finish_and_drops_departed_clients(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    """One model process (the tests' INFERQ_DIRECT_WORKERS=1)."""
+    with running_stack(redis_server, workdir, consumer_workers=0) as live, live.client() as client:
+        for _ in range(2):  # measured run time of a counting call
+            assert client.post("/predict", json=counting(600)).status_code == 200
+        refused = client.post("/predict", json=counting(600, deadline_s=0.3))
+        assert refused.status_code == 503
+        assert refused.json()["error"]["code"] == "deadline_unmeetable"
+        with ThreadPoolExecutor(3) as pool:
+            blocker = pool.submit(client.post, "/predict", json=counting(1500))
+            wait_for(lambda: len(live.runs()) == 3, what="the blocker to start")
+            # Admitted (nothing ahead, 0.6 s of run fits 1.5 s), but it cannot start
+            # before the blocker ends: answered when it could no longer have finished.
+            late_key = unique("late")
+            late = pool.submit(
+                client.post, "/predict", json=counting(600, late_key, deadline_s=1.5)
+            )
+            gone_key = unique("gone")
+            with httpx.Client(base_url=live.url, timeout=0.3) as impatient:
+                with pytest.raises(httpx.TimeoutException):
+                    impatient.post("/predict", json=counting(key=gone_key))
+            assert blocker.result().status_code == 200
+            answer = late.result()
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "deadline_exceeded"
+        assert client.post("/predict", json=counting()).status_code == 200  # the lane moves on
+    assert late_key not in live.runs() and gone_key not in live.runs()

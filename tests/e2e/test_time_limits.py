@@ -34,6 +34,21 @@ def test_a_queued_job_past_its_time_limit_fails_and_the_worker_is_replaced(
     assert "killed and replaced" in _logs(workdir)
 
 
+def test_a_model_that_opts_in_has_a_timed_out_job_retried(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    with (
+        running_stack(redis_server, workdir, consumer_workers=1) as live,
+        live.client(timeout=BOUNDED_S * 3) as client,
+    ):
+        body = {"model": "hang_retried", "input": {"key": unique(), "mode": "sleep"}}
+        job_id = client.post("/jobs", json=body).json()["id"]
+        job = client.get(f"/jobs/{job_id}?wait=true&timeout={BOUNDED_S * 2}").json()
+    assert job["status"] == "failed" and job["error"]["code"] == "timeout"
+    assert job["attempts"] == 3  # INFERQ_RETRIES=2: two more tries before it fails
+    assert live.runs().count(body["input"]["key"]) == 3  # type: ignore[index]
+
+
 def test_a_batch_that_runs_out_of_time_reruns_its_inputs_alone(
     redis_server: RedisServer, workdir: Path
 ) -> None:

@@ -151,3 +151,10 @@ class HangModel:
         elif item.mode == "sleep":
             time.sleep(3600)
         return [{"key": item.key}]
+
+
+class RetriedHangModel(HangModel):
+    """Hangs too, but opts in to retrying a call that ran out of time."""
+
+    name = "hang_retried"
+    retry_on_timeout = True

@@ -25,6 +25,7 @@ TEST_MODELS = ",".join(
         "OtherBatchingModel",
         "FlakyModel",
         "HangModel",
+        "RetriedHangModel",
     )
 )
 
