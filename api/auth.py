@@ -6,9 +6,11 @@ import hashlib
 import hmac
 import math
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from pydantic import SecretStr
 
 from api.services import Services, ServicesDep
 from core.errors import RateLimitedError, UnauthorizedError
@@ -40,23 +42,37 @@ def presented_key(request: Request) -> str | None:
     return request.headers.get("x-api-key")
 
 
-def is_known(services: Services, key: str) -> bool:
+def is_known(key: str, keys: list[SecretStr]) -> bool:
     # Compare against every key, in constant time each, so timing reveals nothing.
-    matches = [hmac.compare_digest(key, k.get_secret_value()) for k in services.settings.api_keys]
-    return any(matches)
+    return any([hmac.compare_digest(key, k.get_secret_value()) for k in keys])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the tenant whose jobs they see, and whether they operate the service."""
+
+    tenant: str
+    is_operator: bool
+
+
+async def identify(request: Request, services: ServicesDep) -> Caller:
+    """The caller; 401 without a valid key (when keys are on), 429 past its rate limit."""
+    settings = services.settings
+    key = presented_key(request)
+    is_operator = key is not None and is_known(key, settings.operator_keys)
+    if not settings.api_keys:  # open service: every job is the open tenant's
+        return Caller(OPEN, is_operator)
+    if key is None or not (is_operator or is_known(key, settings.api_keys)):
+        raise UnauthorizedError("a valid API key is required (Authorization: Bearer <key>)")
+    tenant = tenant_of(key)
+    if settings.rate_limit_per_s and not is_operator:
+        await _take_token(services, tenant)
+    return Caller(tenant, is_operator)
 
 
 async def authenticate(request: Request, services: ServicesDep) -> str:
     """The caller's tenant id; 401 without a valid key, 429 past its rate limit."""
-    if not services.settings.api_keys:
-        return OPEN
-    key = presented_key(request)
-    if key is None or not is_known(services, key):
-        raise UnauthorizedError("a valid API key is required (Authorization: Bearer <key>)")
-    tenant = tenant_of(key)
-    if services.settings.rate_limit_per_s:
-        await _take_token(services, tenant)
-    return tenant
+    return (await identify(request, services)).tenant
 
 
 async def _take_token(services: Services, tenant: str) -> None:
@@ -77,6 +93,7 @@ async def _take_token(services: Services, tenant: str) -> None:
 
 
 Tenant = Annotated[str, Depends(authenticate)]
+CallerDep = Annotated[Caller, Depends(identify)]
 
 
 async def authenticate_metrics(request: Request, services: ServicesDep) -> None:

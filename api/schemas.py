@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
 
-from core.jobs import Priority
+from core.jobs import JobRecord, Priority
 from core.jsontypes import json_number
 
 # The bounds go on the float, inside the JSON check, so the published schema has them.
@@ -41,6 +41,13 @@ class Prediction(BaseModel):
     model_version: str
     result: Any
     cached: bool
+
+
+class JobPage(BaseModel):
+    jobs: list[JobRecord]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null on the last page"
+    )
 
 
 class ErrorDetail(BaseModel):

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list, description="comma-separated; empty: no authentication"
     )
+    operator_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="comma-separated; may list every tenant's jobs"
+    )
     metrics_require_key: bool = False
     rate_limit_per_s: float = Field(0, ge=0, description="per API key; 0: no limit")
     rate_limit_burst: int = Field(20, ge=1)
@@ -97,7 +100,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_retention_days: int = Field(7, ge=1)
 
-    @field_validator("models", "api_keys", mode="before")
+    @field_validator("models", "api_keys", "operator_keys", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -64,6 +64,17 @@ class RedisKeys:
     def computation_prefix(self) -> str:
         return self.computation("")
 
+    def job_index(self, owner: str | None = None, status: str | None = None) -> str:
+        """Sorted set of job ids by creation time: all jobs, one owner's, or one status's.
+
+        Kept by the scripts that change jobs (worker/scripts.py `_INDEX`).
+        """
+        if status is not None:
+            return f"{self.namespace}:jobs:status:{status}"
+        if owner:
+            return f"{self.namespace}:jobs:owner:{owner}"
+        return f"{self.namespace}:jobs:all"
+
     def rate_limit(self, tenant: str) -> str:
         return f"{self.namespace}:ratelimit:{tenant}"
 

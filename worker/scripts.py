@@ -10,6 +10,29 @@ Job hashes carry internal fields besides the public ones: `cache_key`,
 `worker`, `owner` and `deadline_at` (epoch seconds).
 """
 
+# The job index (`GET /jobs`): sorted sets of job ids scored by creation time, one of
+# every job, one per owner and one per status, kept in the same scripts that change a
+# job, so listing never scans. `<ns>:jobs:` is derived from the job key prefix `<ns>:job:`.
+_INDEX = """
+local function index_new(job_prefix, id, created, owner, status, ttl)
+  local base = string.sub(job_prefix, 1, -5) .. 'jobs:'
+  local sets = {base .. 'all', base .. 'status:' .. status}
+  if owner ~= '' then table.insert(sets, base .. 'owner:' .. owner) end
+  for _, set in ipairs(sets) do
+    redis.call('ZADD', set, created, id)
+    -- Entries go with their records: nothing older than the job TTL stays listed.
+    redis.call('ZREMRANGEBYSCORE', set, '-inf', tonumber(created) - tonumber(ttl))
+  end
+end
+local function restatus(job_prefix, id, from, to)
+  if from == to then return end
+  local base = string.sub(job_prefix, 1, -5) .. 'jobs:status:'
+  local created = redis.call('HGET', job_prefix .. id, 'created_at')
+  if from then redis.call('ZREM', base .. from, id) end
+  if created then redis.call('ZADD', base .. to, created, id) end
+end
+"""
+
 # KEYS: 1 job, 2 computation, 3 shared result ('-' if none), 4 model queue, 5 heartbeats,
 #       6 stats, 7 queue tokens, 8 arrival sequence, 9 queue index, 10 lease index,
 #       11 overlapping arrivals.
@@ -20,7 +43,9 @@ Job hashes carry internal fields besides the public ones: `cache_key`,
 # Returns {'cached', result} | {'attached'} | {'enqueued'}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
 # The leader's hash keeps its queue score, so a cancel can take the entry out.
-SUBMIT = """
+SUBMIT = (
+    _INDEX
+    + """
 local function create(status, extra)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
@@ -33,6 +58,8 @@ local function create(status, extra)
     redis.call('HSET', KEYS[1], 'deadline_at', ARGV[13])
   end
   redis.call('EXPIRE', KEYS[1], ARGV[6])
+  index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[16], status,
+    ARGV[6])
 end
 if ARGV[10] == '1' then
   local hit = redis.call('GET', KEYS[3])
@@ -87,6 +114,7 @@ redis.call('SADD', KEYS[9], KEYS[4])
 redis.call('RPUSH', KEYS[7], '1')
 return {'enqueued'}
 """
+)
 
 # A consumer's dequeue, pipelined after a BLPOP on the token list (Lua cannot block):
 # huey's own tasks first, else a batch from the model queue whose head runs first
@@ -109,7 +137,9 @@ return {'enqueued'}
 # Returns false | {'task', message}
 #   | {'batch', queue number, members, started, expired, others queued, busy, live, seq}
 #   where started and expired are flat lists of id, priority, created_at.
-TAKE = """
+TAKE = (
+    _INDEX
+    + """
 local nq = #KEYS - 7
 -- The server's clock: the caller's was read before the BLPOP that may have blocked.
 local clock = redis.call('TIME')
@@ -182,11 +212,13 @@ while #members < want and popped < 4 * want + 16 do
       'priority', 'created_at', 'deadline_at', 'attempts'))
     if status == 'queued' and due and tonumber(due) <= now + run_s then
       redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
+      restatus(ARGV[3], id, 'queued', 'expired')
       for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
       table.insert(expired_ids, id)
     elseif status == 'queued' then
       redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
         'attempts', tonumber(attempts or '0') + 1)
+      restatus(ARGV[3], id, 'queued', 'running')
       for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
       live = live + 1
     end
@@ -216,16 +248,22 @@ local live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+in
 local seq = redis.call('GET', KEYS[5]) or '0'
 return {'batch', chosen, members, started, expired, others, busy, live_workers, seq}
 """
+)
 
 # KEYS: job.  ARGV: id, model, version, priority, now, job ttl, result, cache key, owner.
-RECORD_CACHED = """
+RECORD_CACHED = (
+    _INDEX
+    + """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'succeeded', 'model', ARGV[2],
   'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
   'started_at', ARGV[5], 'finished_at', ARGV[5], 'attempts', 0, 'cached', '1',
   'result', ARGV[7], 'cache_key', ARGV[8], 'owner', ARGV[9])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
+index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[9], 'succeeded',
+  ARGV[6])
 return 1
 """
+)
 
 # Take a computation out of its queue once none of its jobs is queued or running any
 # more (a cancel or an expiry): otherwise it would count in admission until a worker
@@ -252,13 +290,15 @@ end
 # KEYS: job, queue tokens.  ARGV: now, done channel, id, owner, then the prefixes above.
 # Returns 'ok', 'missing' (or another tenant's) or the status that prevents canceling.
 CANCEL = (
-    _DROP_IF_DEAD
+    _INDEX
+    + _DROP_IF_DEAD
     + """
 local status, owner, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
   'owner', 'model', 'model_version', 'cache_key'))
 if not status or (owner or '') ~= ARGV[4] then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
+restatus(ARGV[7], ARGV[3], 'queued', 'canceled')
 drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'ok'
@@ -268,12 +308,14 @@ return 'ok'
 # KEYS: job, queue tokens.  ARGV: now, done channel, id, '', the prefixes above, error json.
 # Expires a queued job whose deadline has passed; returns 1 if it did.
 EXPIRE_DUE = (
-    _DROP_IF_DEAD
+    _INDEX
+    + _DROP_IF_DEAD
     + """
 local status, due, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
   'deadline_at', 'model', 'model_version', 'cache_key'))
 if status ~= 'queued' or not due or tonumber(due) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[8])
+restatus(ARGV[7], ARGV[3], 'queued', 'expired')
 drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
@@ -292,7 +334,9 @@ return 1
 #       ('-' if none), status (succeeded, failed or retry), result json or '', error json.
 # Returns a flat list of id, priority, status per settled job, and publishes the
 # settled fields (a JSON list of field maps), so woken waiters need not read them.
-FINISH = """
+FINISH = (
+    _INDEX
+    + """
 local records, settled = {}, {}
 local lease = redis.call('LRANGE', KEYS[1], 0, -1)
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
@@ -319,6 +363,7 @@ for c = 9, #ARGV, 5 do
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
       if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
         redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
+        restatus(ARGV[1], id, 'running', 'queued')
       end
     end
     redis.call('ZADD', KEYS[5], due,
@@ -337,6 +382,7 @@ for c = 9, #ARGV, 5 do
         record[outcome] = value
         redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
           outcome, value)
+        restatus(ARGV[1], id, old, status)
         table.insert(records, record)
         for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
       end
@@ -358,6 +404,7 @@ end
 if #records > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
 return settled
 """
+)
 
 # Put back the batches of workers whose heartbeat has gone stale. Safe to run from many
 # consumers at once: each lease is examined and removed atomically. A computation goes
@@ -367,7 +414,9 @@ return settled
 #       6 worker-lost error json, 7 one lease key to release regardless of heartbeats
 #       ('' for a sweep).
 # Returns {requeued job ids, failed job ids}.
-REAP = """
+REAP = (
+    _INDEX
+    + """
 local leases = redis.call('SMEMBERS', KEYS[1])
 if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
@@ -385,9 +434,11 @@ for _, lease in ipairs(leases) do
         local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
         if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
           redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
+          restatus(ARGV[1], id, status, 'failed')
           table.insert(failed, id)
         elseif status == 'running' or status == 'queued' then
           redis.call('HSET', key, 'status', 'queued')
+          restatus(ARGV[1], id, status, 'queued')
           table.insert(requeued, id)
           again = true
         end
@@ -406,6 +457,7 @@ end
 if #failed > 0 then redis.call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
 return {requeued, failed}
 """
+)
 
 # A worker process was killed because its model call ran past the time limit: settle
 # what it held. A batch of one computation ran out of time by itself, so its jobs fail
@@ -416,7 +468,9 @@ return {requeued, failed}
 # ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id,
 #       6 attempts allowed, 7.. models that retry a timed-out job.
 # Returns {failed: flat id, model, priority; requeued job ids}.
-TIME_OUT = """
+TIME_OUT = (
+    _INDEX
+    + """
 local failed, requeued = {}, {}
 local retries = {}
 for i = 7, #ARGV do retries[ARGV[i]] = true end
@@ -435,9 +489,11 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
         local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
         if (status == 'running' or status == 'queued') and alone and not retry then
           redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
+          restatus(ARGV[1], id, status, 'failed')
           for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
         elseif status == 'running' or status == 'queued' then
           redis.call('HSET', key, 'status', 'queued', 'solo', alone and '0' or '1')
+          restatus(ARGV[1], id, status, 'queued')
           table.insert(requeued, id)
           again = true
         end
@@ -459,3 +515,4 @@ for i = 1, #failed, 3 do table.insert(ids, failed[i]) end
 if #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
 return {failed, requeued}
 """
+)

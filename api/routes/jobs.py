@@ -1,15 +1,16 @@
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api import submission, waiting
-from api.auth import Tenant
+from api import joblist, submission, waiting
+from api.auth import CallerDep, Tenant
 from api.responses import job_response
-from api.schemas import ErrorBody, JobRequest
+from api.schemas import ErrorBody, JobPage, JobRequest
 from api.services import Services, ServicesDep
-from core.jobs import JobRecord
+from core.jobs import JobRecord, JobStatus, Priority
 from worker.metrics import JOBS_FINISHED
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -64,6 +65,33 @@ async def submit_job(
     else:
         job = await waiting.submit_and_wait(services, prepared, wait_s, request)
     return job_response(job, services.settings.poll_retry_after_s, location=True)
+
+
+@router.get("", response_model=JobPage, responses=ERRORS)
+async def list_jobs(
+    services: ServicesDep,
+    caller: CallerDep,
+    status: JobStatus | None = None,
+    model: str | None = None,
+    priority: Priority | None = None,
+    since: Annotated[datetime | None, Query(description="created at or after")] = None,
+    until: Annotated[datetime | None, Query(description="created before")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]+(\.[0-9]+)?$")] = None,
+) -> JobPage:
+    """Jobs newest first (a tenant's own; an operator's key sees every tenant's), paginated."""
+    where = joblist.JobFilter(
+        owner=None if caller.is_operator else caller.tenant,
+        status=status,
+        model=model,
+        priority=priority,
+        since=since.timestamp() if since else None,
+        until=until.timestamp() if until else None,
+    )
+    jobs, next_cursor = await joblist.list_jobs(
+        services.redis, services.keys, services.settings.job_ttl_s, where, limit, cursor
+    )
+    return JobPage(jobs=jobs, next_cursor=next_cursor)
 
 
 @router.get(

@@ -106,6 +106,11 @@ class Stack:
             stack.stop(proc)
         self.consumers.clear()
 
+    def stop_api(self) -> None:
+        if self.api is not None:
+            stack.stop(self.api)
+            self.api = None
+
     def stop(self) -> None:
         self.stop_consumers()
         if self.api is not None:
