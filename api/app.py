@@ -11,7 +11,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import HttpMetricsMiddleware
 from api.openapi import install_model_schemas
-from api.routes import health, jobs, models, predict
+from api.routes import admin, health, jobs, models, predict
 from api.routes import metrics as metrics_route
 from api.services import build_services
 from config import Settings, get_settings
@@ -46,7 +46,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(HttpMetricsMiddleware)
-    routers = (jobs.router, predict.router, models.router, health.router, metrics_route.router)
+    routers = (
+        jobs.router,
+        predict.router,
+        models.router,
+        health.router,
+        metrics_route.router,
+        admin.router,
+    )
     for router in routers:
         app.include_router(router)
     install_model_schemas(app, configured_models(settings), settings.default_model)

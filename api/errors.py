@@ -14,6 +14,7 @@ from starlette.routing import Match
 
 from core.errors import (
     ClientLeftError,
+    ForbiddenError,
     InferqError,
     InvalidInputError,
     JobNotCancelableError,
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: dict[type[InferqError], int] = {
     JobNotCancelableError: 409,
     ModelError: 500,
     ClientLeftError: 499,
+    ForbiddenError: 403,
     ModelTimeoutError: 504,  # nginx's "client closed request": written to a closed socket
 }
 REDIS_RETRY_AFTER_S = 2

@@ -13,6 +13,7 @@ from config import Settings
 from core import admission
 from core.errors import (
     DeadlineUnmeetableError,
+    IntakePausedError,
     JobNotCancelableError,
     JobNotFoundError,
     OverloadedError,
@@ -22,6 +23,8 @@ from core.jobs import BAND_WIDTH, DEADLINE_EXCEEDED, JobRecord, JobStatus, Prior
 from core.keys import RedisKeys
 from worker import scripts
 from worker.payload import Computation
+
+PAUSED_RETRY_S = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class JobStore:
                 self._keys.queues,
                 self._keys.leases,
                 self._keys.overlapping_arrivals,
+                self._keys.paused,
             ],
             args=[
                 *self._identity(job, created),
@@ -199,6 +203,8 @@ class JobStore:
         work_ms: float,
         run_ms: float,
     ) -> OverloadedError:
+        if reason == "paused":
+            return IntakePausedError("an operator has paused intake of new jobs", PAUSED_RETRY_S)
         if reason == "queue_full":
             limit = self._settings.queue_max_depth
             retry = admission.queue_full_retry_after_s(ahead, limit, work_ms, consumers)

@@ -12,7 +12,7 @@ from api.metrics import CACHE_HITS, CACHE_MISSES
 from api.schemas import JobRequest, PredictRequest
 from api.services import Services
 from core.cache import cache_key, canonical_json
-from core.errors import InvalidInputError, OverloadedError, QueueFullError
+from core.errors import IntakePausedError, InvalidInputError, OverloadedError, QueueFullError
 from core.jobs import JobRecord, Priority, new_job_id
 from core.models import Model
 from worker.metrics import JOBS_ENQUEUED, JOBS_FINISHED, JOBS_REJECTED
@@ -73,7 +73,7 @@ async def create_job(services: Services, job: PreparedJob) -> JobRecord:
     try:
         submitted = await services.store.submit(job)
     except OverloadedError as exc:
-        reason = "queue_full" if isinstance(exc, QueueFullError) else "deadline"
+        reason = exc.code if isinstance(exc, QueueFullError | IntakePausedError) else "deadline"
         JOBS_REJECTED.labels(job.model, job.priority.value, reason).inc()
         log.info("job %s rejected reason=%s: %s", job.id, reason, exc.message)
         raise

@@ -99,8 +99,16 @@ class ClientLeftError(InferqError):
     code = "client_left"
 
 
+class IntakePausedError(OverloadedError):
+    code = "paused"
+
+
 class UnauthorizedError(InferqError):
     code = "unauthorized"
+
+
+class ForbiddenError(InferqError):
+    code = "forbidden"
 
 
 class RateLimitedError(RetryLaterError):

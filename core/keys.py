@@ -75,6 +75,11 @@ class RedisKeys:
             return f"{self.namespace}:jobs:owner:{owner}"
         return f"{self.namespace}:jobs:all"
 
+    @property
+    def paused(self) -> str:
+        """Hash present while an operator has paused intake: who paused it, and when."""
+        return f"{self.namespace}:paused"
+
     def rate_limit(self, tenant: str) -> str:
         return f"{self.namespace}:ratelimit:{tenant}"
 

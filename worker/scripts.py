@@ -35,7 +35,7 @@ end
 
 # KEYS: 1 job, 2 computation, 3 shared result ('-' if none), 4 model queue, 5 heartbeats,
 #       6 stats, 7 queue tokens, 8 arrival sequence, 9 queue index, 10 lease index,
-#       11 overlapping arrivals.
+#       11 overlapping arrivals, 12 the intake pause flag.
 # ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 queue member,
 #       8 priority band, 9 next band (exclusive), 10 cacheable, 11 cache key,
 #       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
@@ -46,6 +46,9 @@ end
 SUBMIT = (
     _INDEX
     + """
+if redis.call('EXISTS', KEYS[12]) == 1 then  -- an operator paused intake
+  return {'rejected', 'paused', 0, 0, '0', '0'}
+end
 local function create(status, extra)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
@@ -514,5 +517,43 @@ local ids = {}
 for i = 1, #failed, 3 do table.insert(ids, failed[i]) end
 if #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
 return {failed, requeued}
+"""
+)
+
+# An operator's purge: cancel the queued jobs of every model queue that matches (one
+# model's versions, or all) within a score range (one priority band, or all), and take
+# their computations out of the queues. With ARGV[6] = '1' only counts (a dry run).
+# KEYS: 1 queue index, 2 queue tokens.
+# ARGV: 1 job key prefix, 2 now, 3 done channel, 4 lowest score, 5 highest score
+#       (exclusive), 6 dry run, 7 queue key prefix of the model ('' for every queue).
+# Returns {number of jobs, up to 1000 of their ids}.
+PURGE = (
+    _INDEX
+    + """
+local count, ids = 0, {}
+for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if ARGV[7] == '' or string.sub(queue, 1, #ARGV[7]) == ARGV[7] then
+    for _, member in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
+      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+        if redis.call('HGET', ARGV[1] .. id, 'status') == 'queued' then
+          count = count + 1
+          if #ids < 1000 then table.insert(ids, id) end
+          if ARGV[6] ~= '1' then
+            redis.call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
+            restatus(ARGV[1], id, 'queued', 'canceled')
+          end
+        end
+      end
+      if ARGV[6] ~= '1' then
+        redis.call('ZREM', queue, member)
+        redis.call('DEL', computation)
+        redis.call('LPOP', KEYS[2])
+      end
+    end
+  end
+end
+if ARGV[6] ~= '1' and #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
+return {count, ids}
 """
 )
