@@ -60,7 +60,7 @@ async def list_jobs(
     index = keys.job_index(owner=where.owner, status=where.status)
     # Entries older than any record are gone with their records: drop them first.
     await redis.zremrangebyscore(index, "-inf", time.time() - job_ttl_s)
-    upper = f"({cursor}" if cursor else (f"({where.until}" if where.until else "+inf")
+    upper = f"({cursor}" if cursor else (f"({where.until}" if where.until is not None else "+inf")
     lower = where.since if where.since is not None else "-inf"
     found: list[JobRecord] = []
     read = 0

@@ -77,7 +77,11 @@ async def resume(services: ServicesDep, operator: Operator) -> Intake:
     return Intake(paused=False)
 
 
-@router.post("/purge", response_model=PurgeResult, responses=ERRORS)
+@router.post(
+    "/purge",
+    response_model=PurgeResult,
+    responses={400: {"model": ErrorBody, "description": "the body is not JSON"}, **ERRORS},
+)
 async def purge(body: PurgeRequest, services: ServicesDep, operator: Operator) -> PurgeResult:
     """Cancel queued jobs by model and/or priority; `dry_run` (the default) only counts."""
     if body.model is not None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -74,8 +73,12 @@ async def list_jobs(
     status: JobStatus | None = None,
     model: str | None = None,
     priority: Priority | None = None,
-    since: Annotated[datetime | None, Query(description="created at or after")] = None,
-    until: Annotated[datetime | None, Query(description="created before")] = None,
+    since: Annotated[
+        float | None, Query(ge=0, description="created at or after (epoch seconds)")
+    ] = None,
+    until: Annotated[
+        float | None, Query(ge=0, description="created before (epoch seconds)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]+(\.[0-9]+)?$")] = None,
 ) -> JobPage:
@@ -85,8 +88,8 @@ async def list_jobs(
         status=status,
         model=model,
         priority=priority,
-        since=since.timestamp() if since else None,
-        until=until.timestamp() if until else None,
+        since=since,
+        until=until,
     )
     jobs, next_cursor = await joblist.list_jobs(
         services.redis, services.keys, services.settings.job_ttl_s, where, limit, cursor

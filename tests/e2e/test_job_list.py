@@ -58,10 +58,10 @@ def test_jobs_are_listed_newest_first_filtered_and_paginated(
             assert [j["id"] for j in _all_pages(client, 10, status="failed")] == [failed["id"]]
             assert [j["id"] for j in _all_pages(client, 10, priority="low")] == [low["id"]]
             assert len(_all_pages(client, 3, model="echo", status="succeeded")) == 6
-            assert [j["id"] for j in _all_pages(client, 10, since=middle.isoformat())] == [
+            assert [j["id"] for j in _all_pages(client, 10, since=middle.timestamp())] == [
                 low["id"]
             ]
-            before = _all_pages(client, 10, until=middle.isoformat())
+            before = _all_pages(client, 10, until=middle.timestamp())
             assert low["id"] not in {j["id"] for j in before} and len(before) == 6
             assert client.get("/jobs", params={"status": "nope"}).status_code == 422
 
