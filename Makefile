@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy api worker core config
+	$(BIN)/mypy api worker core config cli
 
 # make loadtest ARGS="--open-loop --archs queued,queued-admission"
 loadtest: $(STAMP)

@@ -11,7 +11,7 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import HttpMetricsMiddleware
 from api.openapi import install_model_schemas
-from api.routes import admin, health, jobs, models, predict
+from api.routes import admin, health, jobs, models, predict, status
 from api.routes import metrics as metrics_route
 from api.services import build_services
 from config import Settings, get_settings
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         metrics_route.router,
         admin.router,
+        status.router,
     )
     for router in routers:
         app.include_router(router)

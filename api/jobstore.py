@@ -130,16 +130,22 @@ class JobStore:
         )
         return self._finished_record(job, created, result_json)
 
-    async def get(self, job_id: str, owner: str) -> tuple[JobRecord, dict[str, str]]:
-        """The job and its raw hash; JobNotFoundError if unknown, expired or not `owner`'s."""
+    async def get(self, job_id: str, owner: str | None) -> tuple[JobRecord, dict[str, str]]:
+        """The job and its raw hash; JobNotFoundError if unknown, expired or not `owner`'s.
+
+        `owner` None reads any tenant's job (an operator).
+        """
         fields = await self._redis.hgetall(self._keys.job(job_id))
         raw = {_text(k): _text(v) for k, v in fields.items()}
-        if not raw or raw.get("owner", "") != owner:
+        if not raw or (owner is not None and raw.get("owner", "") != owner):
             raise JobNotFoundError(f"no job {job_id!r} (unknown or expired)")
         return JobRecord.from_hash(raw), raw
 
-    async def cancel(self, job_id: str, owner: str) -> JobRecord:
-        """Cancel a queued job; a running or finished one cannot be."""
+    async def cancel(self, job_id: str, owner: str | None) -> JobRecord:
+        """Cancel a queued job; a running or finished one cannot be. None: any tenant's."""
+        if owner is None:
+            _, raw = await self.get(job_id, None)
+            owner = raw.get("owner", "")
         reply: bytes = await self._cancel(
             keys=[self._keys.job(job_id), self._keys.queue_tokens],
             args=[now_ts(), self._keys.done_channel, job_id, owner, *self._prefixes],

@@ -94,7 +94,9 @@ def _account(services: Services, job: PreparedJob, submitted: Submitted) -> None
     log.info("job %s %s model=%s priority=%s", job.id, submitted.route, job.model, job.priority)
 
 
-async def read_job(services: Services, job_id: str, owner: str) -> tuple[JobRecord, dict[str, str]]:
+async def read_job(
+    services: Services, job_id: str, owner: str | None
+) -> tuple[JobRecord, dict[str, str]]:
     """Read a job, expiring it first if its deadline passed while it was queued.
 
     A finished deterministic result also warms this process's LRU.

@@ -37,7 +37,9 @@ async def submit_and_wait(
         return await _wait(services, job.id, job.owner, watch, wait_s, expires, leave)
 
 
-async def wait_for_job(services: Services, job_id: str, owner: str, wait_s: float) -> JobRecord:
+async def wait_for_job(
+    services: Services, job_id: str, owner: str | None, wait_s: float
+) -> JobRecord:
     """The job once it finishes, or as it stands after `wait_s` seconds (a long-poll).
 
     A long-poll's client knows the job id, so its leaving cancels nothing.
@@ -53,7 +55,7 @@ async def wait_for_job(services: Services, job_id: str, owner: str, wait_s: floa
 async def _wait(
     services: Services,
     job_id: str,
-    owner: str,
+    owner: str | None,
     watch: Watch,
     wait_s: float,
     expires: float | None,
@@ -86,7 +88,7 @@ async def _wait(
             watcher.cancel()
 
 
-async def _current(services: Services, job_id: str, owner: str, watch: Watch) -> JobRecord:
+async def _current(services: Services, job_id: str, owner: str | None, watch: Watch) -> JobRecord:
     """The record the completion carried, else a fresh read (which expires it if due)."""
     fields = watch.take_record()
     if fields is None or watch.known is None:
@@ -105,7 +107,7 @@ async def _note_disconnect(request: Request, watch: Watch) -> None:
     watch.event.set()
 
 
-async def _cancel_for_departed_client(services: Services, job_id: str, owner: str) -> None:
+async def _cancel_for_departed_client(services: Services, job_id: str, owner: str | None) -> None:
     with contextlib.suppress(JobNotCancelableError):
         record = await services.store.cancel(job_id, owner)
         JOBS_FINISHED.labels(record.model, record.priority.value, "canceled").inc()

@@ -1,17 +1,19 @@
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api import joblist, submission, waiting
-from api.auth import CallerDep, Tenant
+from api.auth import Caller, CallerDep, Tenant
 from api.responses import job_response
 from api.schemas import ErrorBody, JobPage, JobRequest
 from api.services import Services, ServicesDep
 from core.jobs import JobRecord, JobStatus, Priority
 from worker.metrics import JOBS_FINISHED
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 Wait = Annotated[bool, Query(description="hold the request until the job finishes")]
@@ -84,7 +86,7 @@ async def list_jobs(
 ) -> JobPage:
     """Jobs newest first (a tenant's own; an operator's key sees every tenant's), paginated."""
     where = joblist.JobFilter(
-        owner=None if caller.is_operator else caller.tenant,
+        owner=_owner(caller),
         status=status,
         model=model,
         priority=priority,
@@ -103,22 +105,30 @@ async def list_jobs(
 async def get_job(
     job_id: str,
     services: ServicesDep,
-    tenant: Tenant,
+    caller: CallerDep,
     wait: Wait = False,
     timeout: Timeout = None,
 ) -> Response:
     """Read a job (never consumes its result); with wait=true, long-poll until it finishes."""
     wait_s = _wait_seconds(services, wait, timeout)
+    owner = _owner(caller)
     if wait_s is None:
-        job, _ = await submission.read_job(services, job_id, tenant)
+        job, _ = await submission.read_job(services, job_id, owner)
     else:
-        job = await waiting.wait_for_job(services, job_id, tenant, wait_s)
+        job = await waiting.wait_for_job(services, job_id, owner, wait_s)
     return job_response(job, services.settings.poll_retry_after_s)
 
 
 @router.delete("/{job_id}", response_model=JobRecord, responses=ERRORS)
-async def cancel_job(job_id: str, services: ServicesDep, tenant: Tenant) -> Response:
+async def cancel_job(job_id: str, services: ServicesDep, caller: CallerDep) -> Response:
     """Cancel a queued job so it never runs; 409 once it is running or finished."""
-    job = await services.store.cancel(job_id, tenant)
+    job = await services.store.cancel(job_id, _owner(caller))
     JOBS_FINISHED.labels(job.model, job.priority.value, "canceled").inc()
+    if caller.is_operator:
+        log.warning("operator %s canceled job %s", caller.tenant or "open", job_id)
     return job_response(job, services.settings.poll_retry_after_s)
+
+
+def _owner(caller: Caller) -> str | None:
+    """Whose jobs the caller may see: its own, or (an operator) every tenant's."""
+    return None if caller.is_operator else caller.tenant

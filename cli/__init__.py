@@ -1,0 +1,1 @@
+"""`inferq`: the operator's command line, talking to the API over HTTP."""

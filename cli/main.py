@@ -1,0 +1,178 @@
+"""`inferq` commands: data goes to stdout (a table, or JSON with --json), messages to stderr.
+
+The API is at --url (or INFERQ_URL); the key, if the API wants one, comes from
+INFERQ_API_KEY. Colour follows rich, which honours NO_COLOR. Any failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Operate an inferq service.", no_args_is_help=True, add_completion=False)
+jobs_app = typer.Typer(help="Find, inspect and cancel jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+out, err = Console(), Console(stderr=True)
+
+Url = Annotated[str, typer.Option(envvar="INFERQ_URL", help="the API's base URL")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON for scripts")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class _Api:
+    def __init__(self, url: str) -> None:
+        key = _env_key()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(base_url=url, headers=headers, timeout=30)
+
+    def call(self, method: str, path: str, **options: Any) -> Any:
+        try:
+            response = self._client.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            _fail(f"cannot reach the API: {exc}")
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+                _fail(f"{response.status_code} {error['code']}: {error['message']}")
+            except (ValueError, KeyError, TypeError):
+                _fail(f"{response.status_code}: {response.text[:200]}")
+        return response.json()
+
+
+def _env_key() -> str | None:
+    return os.environ.get("INFERQ_API_KEY") or None
+
+
+def _fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _emit(data: Any, as_json: bool, table: Table | None = None) -> None:
+    if as_json or table is None:
+        print(json.dumps(data, indent=2))
+    else:
+        out.print(table)
+
+
+@app.command()
+def status(
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+    watch: Annotated[float, typer.Option(help="refresh every this many seconds; 0: once")] = 0,
+) -> None:
+    """Queues, consumers, intake and the last minute's jobs."""
+    api = _Api(url)
+    while True:
+        data = api.call("GET", "/status")
+        table = Table(title=f"inferq at {url}")
+        table.add_column("queue")
+        table.add_column("priority")
+        table.add_column("queued", justify="right")
+        for queue in data["queues"]:
+            table.add_row(queue["model"], queue["priority"], str(queue["queued"]))
+        table.caption = (
+            f"{data['consumers_live']} consumers live; intake "
+            f"{'PAUSED' if data['paused'] else 'open'}; last minute: "
+            + (", ".join(f"{k} {v}" for k, v in data["jobs_last_minute"].items()) or "no jobs")
+        )
+        _emit(data, as_json, table)
+        if not watch:
+            return
+        time.sleep(watch)
+
+
+@jobs_app.command("ls")
+def jobs_ls(
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    model: str | None = None,
+    priority: str | None = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """Jobs, newest first."""
+    query = {"status": status, "model": model, "priority": priority, "limit": limit}
+    data = _Api(url).call("GET", "/jobs", params={k: v for k, v in query.items() if v})
+    table = Table()
+    table.add_column("id", no_wrap=True)  # ids are for copying: never split one
+    for column in ("status", "model", "priority", "created", "attempts"):
+        table.add_column(column)
+    for job in data["jobs"]:
+        table.add_row(
+            job["id"],
+            job["status"],
+            f"{job['model']}@{job['model_version']}",
+            job["priority"],
+            _when(job["created_at"]),
+            str(job["attempts"]),
+        )
+    _emit(data, as_json, table)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, url: Url = DEFAULT_URL) -> None:
+    """One job's whole record, as JSON."""
+    _emit(_Api(url).call("GET", f"/jobs/{job_id}"), as_json=True)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
+    """Cancel a queued job."""
+    job = _Api(url).call("DELETE", f"/jobs/{job_id}")
+    if as_json:
+        _emit(job, True)
+    else:
+        err.print(f"job {job_id} is {job['status']}")
+
+
+@app.command()
+def purge(
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+    model: str | None = None,
+    priority: str | None = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="really cancel; without it, a dry run")
+    ] = False,
+) -> None:
+    """Cancel queued jobs by model and/or priority (operator key); a dry run without --yes."""
+    body = {"model": model, "priority": priority, "dry_run": not yes}
+    data = _Api(url).call("POST", "/admin/purge", json=body)
+    if as_json:
+        _emit(data, True)
+    verb = "purged" if yes else "would purge (pass --yes to do it)"
+    err.print(f"{verb} {data['count']} queued jobs")
+
+
+@app.command()
+def pause(url: Url = DEFAULT_URL) -> None:
+    """Refuse new jobs (503 paused) until `inferq resume` (operator key)."""
+    _Api(url).call("POST", "/admin/pause")
+    err.print("intake paused")
+
+
+@app.command()
+def resume(url: Url = DEFAULT_URL) -> None:
+    """Accept new jobs again (operator key)."""
+    _Api(url).call("POST", "/admin/resume")
+    err.print("intake open")
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return "-"
+    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,77 @@
+"""The `inferq` command, run as a subprocess against a real stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from scripts import stack
+from tests.support.stack import RedisServer, Stack, running_stack, unique
+
+TENANT, OPERATOR = "tenant-key-0123456789", "operator-key-0123456789"
+
+
+def inferq(live: Stack, *args: str, key: str = OPERATOR) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "INFERQ_URL": live.url, "INFERQ_API_KEY": key, "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(stack.BIN / "inferq"), *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_the_cli_finds_shows_cancels_purges_and_pauses(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    env = {"INFERQ_API_KEYS": TENANT, "INFERQ_OPERATOR_KEYS": OPERATOR}
+    with running_stack(redis_server, workdir, consumer_workers=0, **env) as live:
+        with live.client() as client:
+            headers = {"Authorization": f"Bearer {TENANT}"}
+            ids = [
+                client.post(
+                    "/jobs",
+                    json={"model": "counting", "input": {"key": unique()}, "priority": p},
+                    headers=headers,
+                ).json()["id"]
+                for p in ("low", "low", "normal")
+            ]
+        status = inferq(live, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        queues = {
+            (q["model"], q["priority"]): q["queued"] for q in json.loads(status.stdout)["queues"]
+        }
+        assert queues == {("counting@1", "low"): 2, ("counting@1", "normal"): 1}
+
+        listed = inferq(live, "jobs", "ls", "--json", "--priority", "low")
+        assert [j["id"] for j in json.loads(listed.stdout)["jobs"]] == ids[1::-1]
+        table = inferq(live, "jobs", "ls")
+        assert ids[2] in table.stdout and "\x1b[" not in table.stdout  # NO_COLOR
+        shown = inferq(live, "jobs", "show", ids[2])
+        assert json.loads(shown.stdout)["status"] == "queued"
+
+        dry = inferq(live, "purge", "--priority", "low", "--json")
+        assert dry.returncode == 0 and json.loads(dry.stdout)["count"] == 2
+        assert "pass --yes" in dry.stderr
+        assert json.loads(inferq(live, "jobs", "show", ids[0]).stdout)["status"] == "queued"
+        done = inferq(live, "purge", "--priority", "low", "--yes")
+        assert done.returncode == 0 and "purged 2" in done.stderr
+        assert json.loads(inferq(live, "jobs", "show", ids[0]).stdout)["status"] == "canceled"
+
+        canceled = inferq(live, "jobs", "cancel", ids[2], key=TENANT)
+        assert canceled.returncode == 0 and "canceled" in canceled.stderr
+
+        refused = inferq(live, "pause", key=TENANT)
+        assert refused.returncode == 1 and "403 forbidden" in refused.stderr
+        assert inferq(live, "pause").returncode == 0
+        assert json.loads(inferq(live, "status", "--json").stdout)["paused"] is True
+        assert inferq(live, "resume").returncode == 0
+        missing = inferq(live, "jobs", "show", "nope")
+        assert missing.returncode == 1 and "404" in missing.stderr and missing.stdout == ""
+
+
+def test_the_cli_says_when_the_api_is_unreachable(redis_server: RedisServer, workdir: Path) -> None:
+    with running_stack(redis_server, workdir, consumer_workers=0) as live:
+        live.stop_api()
+        live.api_port = stack.free_port()
+        result = inferq(live, "status")
+    assert result.returncode == 1 and "cannot reach the API" in result.stderr
