@@ -8,6 +8,7 @@ COPY api ./api
 COPY worker ./worker
 COPY core ./core
 COPY config ./config
+COPY cli ./cli
 COPY loadtest ./loadtest
 COPY scripts ./scripts
 RUN pip install . && mkdir -p logs metrics && useradd --create-home inferq && chown inferq logs metrics

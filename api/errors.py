@@ -15,6 +15,7 @@ from starlette.routing import Match
 from core.errors import (
     ClientLeftError,
     ForbiddenError,
+    IdempotencyKeyReusedError,
     InferqError,
     InvalidInputError,
     JobNotCancelableError,
@@ -36,6 +37,7 @@ STATUS_BY_ERROR: dict[type[InferqError], int] = {
     JobNotCancelableError: 409,
     ModelError: 500,
     ClientLeftError: 499,
+    IdempotencyKeyReusedError: 422,
     ForbiddenError: 403,
     ModelTimeoutError: 504,  # nginx's "client closed request": written to a closed socket
 }

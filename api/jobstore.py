@@ -13,6 +13,7 @@ from config import Settings
 from core import admission
 from core.errors import (
     DeadlineUnmeetableError,
+    IdempotencyKeyReusedError,
     IntakePausedError,
     JobNotCancelableError,
     JobNotFoundError,
@@ -39,12 +40,13 @@ class PreparedJob:
     cache_key: str | None
     deadline_s: float | None = None
     owner: str = ""
+    idempotency: tuple[str, str] | None = None  # its Redis key, the request's fingerprint
 
 
 @dataclass(frozen=True)
 class Submitted:
     job: JobRecord
-    route: Literal["enqueued", "attached", "cached"]
+    route: Literal["enqueued", "attached", "cached", "existing"]
     result_json: str | None = None
 
 
@@ -88,6 +90,7 @@ class JobStore:
                 self._keys.leases,
                 self._keys.overlapping_arrivals,
                 self._keys.paused,
+                job.idempotency[0] if job.idempotency else "-",
             ],
             args=[
                 *self._identity(job, created),
@@ -101,9 +104,15 @@ class JobStore:
                 job.deadline_s or 0,
                 self._settings.heartbeat_ttl_s,
                 job.owner,
+                job.idempotency[1] if job.idempotency else "",
             ],
         )
         route = reply[0].decode()
+        if route == "existing":
+            existing, _ = await self.get(reply[1].decode(), job.owner)
+            return Submitted(existing, "existing")
+        if route == "rejected" and reply[1] == b"idempotency_mismatch":
+            raise IdempotencyKeyReusedError("this Idempotency-Key was used for a different request")
         if route == "rejected":
             _, reason, ahead, consumers, work_ms, run_ms = reply
             raise self._refusal(

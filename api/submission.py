@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -21,7 +22,10 @@ log = logging.getLogger(__name__)
 
 
 def prepare(
-    services: Services, request: JobRequest | PredictRequest, owner: str = ""
+    services: Services,
+    request: JobRequest | PredictRequest,
+    owner: str = "",
+    idempotency_key: str | None = None,
 ) -> PreparedJob:
     """Validate the input against its model's schema and compute its cache key."""
     model = services.models.get(request.model or services.settings.default_model)
@@ -32,8 +36,22 @@ def prepare(
         return PreparedJob(
             new_job_id(), model.name, model.version, Priority.NORMAL, input_json, key, deadline
         )
+    idempotency = None
+    if idempotency_key is not None:
+        digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        what = f"{model.name}\n{model.version}\n{request.priority}\n{deadline}\n{input_json}"
+        fingerprint = hashlib.sha256(what.encode()).hexdigest()
+        idempotency = (services.keys.idempotency(owner, digest), fingerprint)
     return PreparedJob(
-        new_job_id(), model.name, model.version, request.priority, input_json, key, deadline, owner
+        new_job_id(),
+        model.name,
+        model.version,
+        request.priority,
+        input_json,
+        key,
+        deadline,
+        owner,
+        idempotency,
     )
 
 
@@ -66,7 +84,8 @@ def local_hit(services: Services, key: str | None) -> str | None:
 
 async def create_job(services: Services, job: PreparedJob) -> JobRecord:
     """Answer from the local LRU, else submit: shared tier, attach, or enqueue."""
-    hit = local_hit(services, job.cache_key)
+    # With an Idempotency-Key every submit goes through Redis, where the key is checked.
+    hit = None if job.idempotency else local_hit(services, job.cache_key)
     if hit is not None:
         log.info("job %s cache hit tier=local model=%s", job.id, job.model)
         return await services.store.record_cached(job, hit)
@@ -82,6 +101,9 @@ async def create_job(services: Services, job: PreparedJob) -> JobRecord:
 
 
 def _account(services: Services, job: PreparedJob, submitted: Submitted) -> None:
+    if submitted.route == "existing":
+        log.info("job %s returned again for its Idempotency-Key", submitted.job.id)
+        return
     if job.cache_key and services.settings.result_cache_ttl_s:
         (CACHE_HITS if submitted.route == "cached" else CACHE_MISSES).labels("shared").inc()
     if submitted.route == "cached":

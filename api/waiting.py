@@ -30,6 +30,8 @@ async def submit_and_wait(
         record = await create_job(services, job)
         if record.status.is_terminal:
             return record
+        if record.id != job.id:  # an earlier request with this Idempotency-Key made it
+            return await wait_for_job(services, record.id, job.owner, wait_s)
         watch.known = record
         expires = time.time() + job.deadline_s if job.deadline_s else None
         # Its client never saw the job id: if it leaves, nobody can ever read the result.

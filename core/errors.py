@@ -47,6 +47,12 @@ class TransientModelError(InferqError):
     code = "model_error"
 
 
+class IdempotencyKeyReusedError(InferqError):
+    """The Idempotency-Key was used before for a different request."""
+
+    code = "idempotency_key_reused"
+
+
 class ModelTimeoutError(InferqError):
     """A model call ran past its time limit; the process running it was killed."""
 

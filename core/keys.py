@@ -80,6 +80,10 @@ class RedisKeys:
         """Hash present while an operator has paused intake: who paused it, and when."""
         return f"{self.namespace}:paused"
 
+    def idempotency(self, tenant: str, key_digest: str) -> str:
+        """A tenant's Idempotency-Key: the job it created and the request's fingerprint."""
+        return f"{self.namespace}:idem:{tenant or '-'}:{key_digest}"
+
     def rate_limit(self, tenant: str) -> str:
         return f"{self.namespace}:ratelimit:{tenant}"
 

@@ -35,12 +35,13 @@ end
 
 # KEYS: 1 job, 2 computation, 3 shared result ('-' if none), 4 model queue, 5 heartbeats,
 #       6 stats, 7 queue tokens, 8 arrival sequence, 9 queue index, 10 lease index,
-#       11 overlapping arrivals, 12 the intake pause flag.
+#       11 overlapping arrivals, 12 the intake pause flag, 13 the Idempotency-Key's
+#       record ('-' without one).
 # ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 queue member,
 #       8 priority band, 9 next band (exclusive), 10 cacheable, 11 cache key,
 #       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
-#       15 heartbeat ttl, 16 owner ('' when open).
-# Returns {'cached', result} | {'attached'} | {'enqueued'}
+#       15 heartbeat ttl, 16 owner ('' when open), 17 fingerprint of the request.
+# Returns {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
 # The leader's hash keeps its queue score, so a cancel can take the entry out.
 SUBMIT = (
@@ -49,7 +50,18 @@ SUBMIT = (
 if redis.call('EXISTS', KEYS[12]) == 1 then  -- an operator paused intake
   return {'rejected', 'paused', 0, 0, '0', '0'}
 end
+-- The same Idempotency-Key again: the job it made, never a second one (a different
+-- request under the same key is refused).
+local seen = KEYS[13] ~= '-' and redis.call('GET', KEYS[13])
+if seen then
+  local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
+  if fingerprint ~= ARGV[17] then return {'rejected', 'idempotency_mismatch', 0, 0, '0', '0'} end
+  return {'existing', id}
+end
 local function create(status, extra)
+  if KEYS[13] ~= '-' then  -- only once the job exists: a refused request may be retried
+    redis.call('SET', KEYS[13], ARGV[1] .. ' ' .. ARGV[17], 'EX', ARGV[6])
+  end
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
     'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16])

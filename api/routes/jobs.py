@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 
 from api import joblist, submission, waiting
 from api.auth import Caller, CallerDep, Tenant
@@ -57,9 +57,17 @@ async def submit_job(
     tenant: Tenant,
     wait: Wait = False,
     timeout: Timeout = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=255,
+            description="the same key with the same body returns the same job, never a second",
+        ),
+    ] = None,
 ) -> Response:
     """Submit a prediction: 202 with Location while it runs, 200 once it has finished."""
-    prepared = submission.prepare(services, body, tenant)
+    prepared = submission.prepare(services, body, tenant, idempotency_key)
     wait_s = _wait_seconds(services, wait, timeout)
     if wait_s is None:
         job = await submission.create_job(services, prepared)
