@@ -421,6 +421,29 @@ return settled
 """
 )
 
+# Hand back what a lease held: each computation goes back to its queue with its old score
+# (to the front of its priority) if `settle(id, job key)` keeps any of its jobs, else it
+# is dropped; then the lease goes. REAP and TIME_OUT differ only in `settle`.
+_RELEASE = """
+local function release(lease, entries, job_prefix, tokens, settle)
+  for i = 2, #entries, 3 do
+    local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
+    local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+    local again = false
+    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+      if settle(id, job_prefix .. id) then again = true end
+    end
+    if again then
+      redis.call('ZADD', queue, score, member)
+      redis.call('RPUSH', tokens, '1')
+    else
+      redis.call('DEL', computation)
+    end
+  end
+  redis.call('DEL', lease)
+end
+"""
+
 # Put back the batches of workers whose heartbeat has gone stale. Safe to run from many
 # consumers at once: each lease is examined and removed atomically. A computation goes
 # back with its old score: to the front of its priority, ahead of later arrivals.
@@ -431,41 +454,31 @@ return settled
 # Returns {requeued job ids, failed job ids}.
 REAP = (
     _INDEX
+    + _RELEASE
     + """
 local leases = redis.call('SMEMBERS', KEYS[1])
 if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
 local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local function settle(id, key)
+  local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
+  if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
+    redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
+    restatus(ARGV[1], id, status, 'failed')
+    table.insert(failed, id)
+  elseif status == 'running' or status == 'queued' then
+    redis.call('HSET', key, 'status', 'queued')
+    restatus(ARGV[1], id, status, 'queued')
+    table.insert(requeued, id)
+    return true
+  end
+  return false
+end
 for _, lease in ipairs(leases) do
   local entries = redis.call('LRANGE', lease, 0, -1)
   local seen = entries[1] and redis.call('ZSCORE', KEYS[2], entries[1])
   if ARGV[7] ~= '' or not seen or tonumber(seen) < cutoff then
-    for i = 2, #entries, 3 do
-      local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
-      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
-      local again = false
-      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-        local key = ARGV[1] .. id
-        local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
-        if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
-          redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
-          restatus(ARGV[1], id, status, 'failed')
-          table.insert(failed, id)
-        elseif status == 'running' or status == 'queued' then
-          redis.call('HSET', key, 'status', 'queued')
-          restatus(ARGV[1], id, status, 'queued')
-          table.insert(requeued, id)
-          again = true
-        end
-      end
-      if again then
-        redis.call('ZADD', queue, score, member)
-        redis.call('RPUSH', KEYS[3], '1')
-      else
-        redis.call('DEL', computation)
-      end
-    end
-    redis.call('DEL', lease)
+    release(lease, entries, ARGV[1], KEYS[3], settle)
     redis.call('SREM', KEYS[1], lease)
   end
 end
@@ -485,6 +498,7 @@ return {requeued, failed}
 # Returns {failed: flat id, model, priority; requeued job ids}.
 TIME_OUT = (
     _INDEX
+    + _RELEASE
     + """
 local failed, requeued = {}, {}
 local retries = {}
@@ -493,34 +507,23 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local entries = redis.call('LRANGE', lease, 0, -1)
   if entries[1] == ARGV[5] then
     local alone = #entries == 4
-    for i = 2, #entries, 3 do
-      local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
-      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
-      local again = false
-      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-        local key = ARGV[1] .. id
-        local status, model, prio, attempts = unpack(redis.call('HMGET', key, 'status',
-          'model', 'priority', 'attempts'))
-        local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
-        if (status == 'running' or status == 'queued') and alone and not retry then
-          redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
-          restatus(ARGV[1], id, status, 'failed')
-          for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
-        elseif status == 'running' or status == 'queued' then
-          redis.call('HSET', key, 'status', 'queued', 'solo', alone and '0' or '1')
-          restatus(ARGV[1], id, status, 'queued')
-          table.insert(requeued, id)
-          again = true
-        end
+    local function settle(id, key)
+      local status, model, prio, attempts = unpack(redis.call('HMGET', key, 'status',
+        'model', 'priority', 'attempts'))
+      if status ~= 'running' and status ~= 'queued' then return false end
+      local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
+      if alone and not retry then
+        redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
+        restatus(ARGV[1], id, status, 'failed')
+        for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
+        return false
       end
-      if again then
-        redis.call('ZADD', queue, score, member)
-        redis.call('RPUSH', KEYS[3], '1')
-      else
-        redis.call('DEL', computation)
-      end
+      redis.call('HSET', key, 'status', 'queued', 'solo', alone and '0' or '1')
+      restatus(ARGV[1], id, status, 'queued')
+      table.insert(requeued, id)
+      return true
     end
-    redis.call('DEL', lease)
+    release(lease, entries, ARGV[1], KEYS[3], settle)
     redis.call('SREM', KEYS[1], lease)
   end
 end
