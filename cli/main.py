@@ -154,6 +154,34 @@ def purge(
 
 
 @app.command()
+def requeue(
+    status: Annotated[str, typer.Option(help="failed or expired")],
+    url: Url = DEFAULT_URL,
+    as_json: AsJson = False,
+    model: str | None = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only report what would run")] = False,
+) -> None:
+    """Run failed or expired jobs again, each as a new job linked to the old (operator key)."""
+    body = {"status": status, "model": model, "dry_run": dry_run, "limit": limit}
+    data = _Api(url).call("POST", "/admin/requeue", json=body)
+    if as_json:
+        _emit(data, True)
+    elif not dry_run:
+        table = Table()
+        table.add_column("job", no_wrap=True)
+        table.add_column("requeued as", no_wrap=True)
+        for old, new in data["requeued_as"].items():
+            table.add_row(old, new)
+        _emit(data, False, table)
+    verb = "would requeue" if dry_run else "requeued"
+    refused = f"; {len(data['refused'])} refused by admission" if data["refused"] else ""
+    err.print(f"{verb} {data['count']} {status} jobs{refused}")
+    if data["refused"]:
+        raise typer.Exit(1)
+
+
+@app.command()
 def pause(url: Url = DEFAULT_URL) -> None:
     """Refuse new jobs (503 paused) until `inferq resume` (operator key)."""
     _Api(url).call("POST", "/admin/pause")

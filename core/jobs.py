@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class JobStatus(StrEnum):
@@ -61,6 +61,8 @@ class JobRecord(BaseModel):
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    requeued_as: str | None = Field(None, description="the job an operator requeued this as")
+    requeued_from: str | None = Field(None, description="the job this one requeues")
 
     @classmethod
     def from_hash(cls, fields: dict[str, str]) -> JobRecord:
@@ -78,6 +80,8 @@ class JobRecord(BaseModel):
             created_at=_time_or_none(fields.get("created_at")),
             started_at=_time_or_none(fields.get("started_at")),
             finished_at=_time_or_none(fields.get("finished_at")),
+            requeued_as=fields.get("requeued_as"),
+            requeued_from=fields.get("requeued_from"),
         )
 
     def updated(self, fields: dict[str, str]) -> JobRecord:

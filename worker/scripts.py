@@ -7,7 +7,8 @@ Each model version has its own queue (`RedisKeys.queue`), a sorted set whose
 members are `computation \n leader \n result key \n input JSON` (plain data: a
 consumer never unpickles job data) scored `priority band + arrival number`.
 Job hashes carry internal fields besides the public ones: `cache_key`,
-`worker`, `owner` and `deadline_at` (epoch seconds).
+`worker`, `owner`, `deadline_at` (epoch seconds) and `input` (its JSON, so an
+operator can requeue a job that failed or expired).
 """
 
 # The job index (`GET /jobs`): sorted sets of job ids scored by creation time, one of
@@ -64,7 +65,8 @@ local function create(status, extra)
   end
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
-    'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16])
+    'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16],
+    'input', string.match(ARGV[7], '^[^\\n]*\\n[^\\n]*\\n[^\\n]*\\n(.*)$'))
   if extra.result then
     redis.call('HSET', KEYS[1], 'result', extra.result, 'started_at', ARGV[5],
       'finished_at', ARGV[5])

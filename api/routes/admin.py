@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from api.admin import Controls
 from api.auth import Caller, CallerDep
+from api.requeue import Requeuer
 from api.schemas import ErrorBody
 from api.services import ServicesDep
 from core.errors import ForbiddenError
-from core.jobs import Priority
+from core.jobs import JobStatus, Priority
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,6 +51,21 @@ class PurgeResult(BaseModel):
     dry_run: bool
     count: int
     job_ids: list[str] = Field(description="up to 1000 of them")
+
+
+class RequeueRequest(BaseModel):
+    status: Literal["failed", "expired"]
+    model: str | None = None
+    dry_run: bool = Field(True, description="report what would run again without requeuing it")
+    limit: int = Field(1000, ge=1, le=10000, description="at most this many, newest first")
+
+
+class RequeueResult(BaseModel):
+    dry_run: bool
+    count: int = Field(description="jobs requeued (a dry run: jobs that would be)")
+    job_ids: list[str] = Field(description="the jobs requeued, or that would be")
+    requeued_as: dict[str, str] = Field(description="old job id -> the new job that runs it")
+    refused: dict[str, str] = Field(description="old job id -> why admission refused it")
 
 
 def _controls(services: ServicesDep) -> Controls:
@@ -90,6 +106,28 @@ async def purge(body: PurgeRequest, services: ServicesDep, operator: Operator) -
         operator.tenant or "open", body.model, body.priority, body.dry_run
     )
     return PurgeResult(dry_run=body.dry_run, count=count, job_ids=ids)
+
+
+@router.post(
+    "/requeue",
+    response_model=RequeueResult,
+    responses={400: {"model": ErrorBody, "description": "the body is not JSON"}, **ERRORS},
+)
+async def requeue(body: RequeueRequest, services: ServicesDep, operator: Operator) -> RequeueResult:
+    """Run failed or expired jobs again, each as a new job linked to the old one."""
+    if body.model is not None:
+        services.models.get(body.model)
+    outcome = await Requeuer(services.redis, services.keys, services.store).requeue(
+        operator.tenant or "open", JobStatus(body.status), body.model, body.dry_run, body.limit
+    )
+    done = outcome.candidates if body.dry_run else list(outcome.requeued)
+    return RequeueResult(
+        dry_run=body.dry_run,
+        count=len(done),
+        job_ids=done,
+        requeued_as=outcome.requeued,
+        refused=outcome.refused,
+    )
 
 
 def _when(state: dict[str, str] | None) -> dict[str, Any]:

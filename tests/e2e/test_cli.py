@@ -75,3 +75,52 @@ def test_the_cli_says_when_the_api_is_unreachable(redis_server: RedisServer, wor
         live.api_port = stack.free_port()
         result = inferq(live, "status")
     assert result.returncode == 1 and "cannot reach the API" in result.stderr
+
+
+def test_requeue_runs_failed_jobs_again_as_linked_jobs(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    env = {"INFERQ_API_KEYS": TENANT, "INFERQ_OPERATOR_KEYS": OPERATOR, "INFERQ_RETRIES": "0"}
+    with running_stack(redis_server, workdir, consumer_workers=1, **env) as live:
+        headers = {"Authorization": f"Bearer {TENANT}"}
+        with live.client() as client:
+            failed = [
+                client.post(
+                    "/jobs?wait=true",
+                    json={"model": "failing", "input": {"reason": f"r{n}"}, "priority": "high"},
+                    headers=headers,
+                ).json()
+                for n in range(2)
+            ]
+            assert [job["status"] for job in failed] == ["failed", "failed"]
+            refused = client.post(
+                "/admin/requeue", json={"status": "failed", "dry_run": False}, headers=headers
+            )
+            assert refused.status_code == 403
+            operator = {"Authorization": f"Bearer {OPERATOR}"}
+            wrong = client.post("/admin/requeue", json={"status": "succeeded"}, headers=operator)
+            assert wrong.status_code == 422
+
+        assert "usage" in inferq(live, "requeue").stderr.lower()  # --status is required
+        dry = inferq(live, "requeue", "--status", "failed", "--dry-run", "--json")
+        assert dry.returncode == 0, dry.stderr
+        assert sorted(json.loads(dry.stdout)["job_ids"]) == sorted(j["id"] for j in failed)
+        assert "would requeue 2" in dry.stderr
+        other = inferq(live, "requeue", "--status", "failed", "--model", "echo", "--json")
+        assert json.loads(other.stdout)["count"] == 0
+
+        done = inferq(live, "requeue", "--status", "failed", "--json")
+        assert done.returncode == 0, done.stderr
+        links = json.loads(done.stdout)["requeued_as"]
+        assert sorted(links) == sorted(j["id"] for j in failed)
+        with live.client() as client:
+            for old, new in links.items():
+                again = client.get(f"/jobs/{new}?wait=true", headers=headers).json()
+                assert again["status"] == "failed" and again["requeued_from"] == old
+                assert again["priority"] == "high" and again["model"] == "failing"
+                assert client.get(f"/jobs/{old}", headers=headers).json()["requeued_as"] == new
+        # Each old job is requeued once; what is failed now is only the new jobs.
+        second = json.loads(inferq(live, "requeue", "--status", "failed", "--json").stdout)
+        assert sorted(second["job_ids"]) == sorted(links.values())
+    log = "\n".join(p.read_text() for p in (workdir / "logs").glob("api-*.log"))
+    assert "requeued 2 failed jobs" in log
