@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,10 +14,10 @@ from api.metrics import HttpMetricsMiddleware
 from api.openapi import install_model_schemas
 from api.routes import admin, health, jobs, models, predict, status
 from api.routes import metrics as metrics_route
-from api.services import build_services
+from api.services import Services, build_services
 from config import Settings, get_settings
 from config.logging import configure_logging
-from worker import metrics
+from worker import history, metrics
 from worker.models import configured_models
 
 
@@ -31,9 +32,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.hub.start(within_s=settings.redis_timeout_s)
         await services.direct.warm_up()
         app.state.services = services
+        flusher = asyncio.create_task(_flush_history(services))
         try:
             yield
         finally:
+            flusher.cancel()
+            await history.flush_async(services.redis, services.keys)
             await services.aclose()
             metrics.mark_process_dead()
 
@@ -59,3 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_model_schemas(app, configured_models(settings), settings.default_model)
     return app
+
+
+async def _flush_history(services: Services) -> None:
+    """Add this process's tally of the recent past to Redis every second (core/history.py)."""
+    while True:
+        await asyncio.sleep(1)
+        await history.flush_async(services.redis, services.keys)

@@ -32,6 +32,7 @@ from core.errors import (
     ModelTimeoutError,
 )
 from core.models import ModelRegistry, time_limit_s
+from worker.history import TALLY
 from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
@@ -266,6 +267,7 @@ class DirectPool:
     ) -> None:
         loop = asyncio.get_running_loop()
         BATCH_SIZE.labels(model, "direct").observe(len(batch))
+        TALLY.batch(time.time(), "direct", len(batch))
         began = loop.time()
         healthy = True
         try:

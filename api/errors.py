@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
@@ -27,6 +28,7 @@ from core.errors import (
     UnauthorizedError,
     UnknownModelError,
 )
+from worker.history import TALLY
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ def error_response(
 async def _inferq_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InferqError)
     if isinstance(exc, RetryLaterError):
+        TALLY.refused(time.time(), exc.code)
         status = 429 if isinstance(exc, RateLimitedError) else 503
         headers = {"Retry-After": str(exc.retry_after_s)}
         return error_response(status, exc.code, exc.message, headers=headers)

@@ -167,21 +167,6 @@ class JobStore:
         job, _ = await self.get(job_id, owner)
         return job
 
-    async def queue_depth(self) -> dict[tuple[str, Priority], int]:
-        """Queued computations per (model queue, priority): range counts per band."""
-        queues = sorted(_text(q) for q in await self._redis.smembers(self._keys.queues))
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for queue in queues:
-                for priority in Priority:
-                    pipe.zcount(queue, priority.band, f"({priority.band + BAND_WIDTH}")
-            counts = iter(await pipe.execute())
-        prefix = len(self._keys.queue("", "")) - 1
-        return {
-            (queue[prefix:].replace(":", "@", 1), priority): next(counts)
-            for queue in queues
-            for priority in Priority
-        }
-
     async def live_consumers(self) -> int:
         """Consumer worker processes that beat within the heartbeat TTL."""
         since = time.time() - self._settings.heartbeat_ttl_s

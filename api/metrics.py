@@ -7,6 +7,7 @@ import time
 from prometheus_client import Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from worker.history import TALLY
 from worker.metrics import LATENCY_BUCKETS
 
 HTTP_REQUESTS = Counter(
@@ -32,6 +33,8 @@ DIRECT_WAITING = Gauge(
     ("model",),
     multiprocess_mode="livesum",
 )
+# /predict answers that are a model's outcome (refusals and bad input are not).
+_DIRECT_OUTCOMES = {200: "succeeded", 500: "failed", 504: "failed"}
 DIRECT_SHED = Counter("inferq_direct_shed_total", "/predict requests refused with 503", ("model",))
 
 
@@ -58,5 +61,8 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, record_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
+            took = time.perf_counter() - began
             HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
-            HTTP_DURATION.labels(route).observe(time.perf_counter() - began)
+            HTTP_DURATION.labels(route).observe(took)
+            if route == "/predict" and status in _DIRECT_OUTCOMES:
+                TALLY.finished(time.time(), "direct", _DIRECT_OUTCOMES[status], took)

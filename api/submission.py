@@ -16,6 +16,7 @@ from core.cache import cache_key, canonical_json
 from core.errors import IntakePausedError, InvalidInputError, OverloadedError, QueueFullError
 from core.jobs import JobRecord, Priority, new_job_id
 from core.models import Model
+from worker.history import TALLY
 from worker.metrics import JOBS_ENQUEUED, JOBS_FINISHED, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ async def read_job(
     if job.status == "queued" and _is_past_deadline(raw):
         if await services.store.expire_if_due(job_id):
             JOBS_FINISHED.labels(job.model, job.priority.value, "expired").inc()
+            TALLY.add(time.time(), "expired:queued")
             log.info("job %s expired while queued", job_id)
         job, raw = await services.store.get(job_id, owner)
     if job.status == "succeeded" and raw.get("cache_key"):

@@ -96,6 +96,14 @@ class RedisKeys:
         """Sorted set: worker id -> time of its last heartbeat."""
         return f"{self.namespace}:heartbeats"
 
+    def consumer(self, worker_id: str) -> str:
+        """Hash describing one live consumer worker: host, pid, current batch, jobs done."""
+        return f"{self.namespace}:consumer:{worker_id}"
+
+    def history(self, bucket: int) -> str:
+        """Hash of what every process tallied in one time bucket (core/history.py)."""
+        return f"{self.namespace}:history:{bucket}"
+
     @property
     def stats(self) -> str:
         """Hash of queue statistics, such as the recent service time."""

@@ -19,6 +19,7 @@ from core.models import ModelRegistry, time_limit_s
 from core.predict import ItemOutcome, predict_batch
 from worker import metrics, scripts
 from worker.batches import Batch, ServedQueue, Taken, WorkSource
+from worker.history import TALLY
 from worker.identity import claim_field
 from worker.timelimit import time_limit
 
@@ -64,6 +65,8 @@ class ComputationRunner:
             settings.lifo_after_s,
         )
         self.arrivals = ArrivalRate()
+        self.current: tuple[str, int, float] | None = None  # model, batch size, since
+        self.jobs_done = 0
         self._finish = redis.register_script(scripts.FINISH)
         self._reap = redis.register_script(scripts.REAP)
 
@@ -98,6 +101,8 @@ class ComputationRunner:
         )
         metrics.BATCH_SIZE.labels(model, "queued").observe(len(batch.computations))
         metrics.BATCH_FORM_WAIT.labels(model, "queued").observe(time.monotonic() - batch.taken_at)
+        TALLY.batch(time.time(), "queued", len(batch.computations))
+        self.current = (model, len(batch.computations), time.time())
         began = time.perf_counter()
         limit_s = time_limit_s(self.models.get(model), self.settings.model_timeout_s)
         with metrics.JOBS_IN_FLIGHT.labels(model).track_inprogress(), time_limit(limit_s):
@@ -112,12 +117,20 @@ class ComputationRunner:
         model = batch.queue.model
         began = time.perf_counter()
         settled = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        self.current = None
         done = {job_id for job_id, _, _ in settled}
+        created = {job_id: float(at) for job_id, _, at in batch.started}
+        now = time.time()
         for job_id, _, _ in batch.started:
             if job_id not in done:
                 log.info("job %s failed transiently; queued to retry", job_id)
         for job_id, priority, status in settled:
             metrics.JOBS_FINISHED.labels(model, priority, status).inc()
+            if job_id in created:
+                TALLY.finished(now, "queued", status, now - created[job_id])
+            else:  # a job attached to the computation: it shares the leader's run
+                TALLY.add(now, f"{status}:queued")
+            self.jobs_done += 1
             log.info(
                 "job %s %s in %.1f ms model=%s batch=%d worker=%s",
                 job_id,
@@ -163,12 +176,14 @@ class ComputationRunner:
         for job_id, priority, _ in taken.expired:
             log.info("job %s expired before it started", job_id)
             metrics.JOBS_FINISHED.labels(taken.queue.model, priority, "expired").inc()
+            TALLY.add(time.time(), "expired:queued")
         if taken.batch is None:
             return
         now = time.time()
         for _, priority, created_at in taken.batch.started:
             metrics.JOBS_STARTED.labels(taken.batch.queue.model, priority).inc()
             metrics.QUEUE_WAIT.labels(taken.batch.queue.model).observe(now - float(created_at))
+            TALLY.waited(now, now - float(created_at))
 
     def _settle(
         self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float

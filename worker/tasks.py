@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from functools import partial
 
 from huey.signals import SIGNAL_INTERRUPTED
 
 from config.logging import configure_logging
-from worker import metrics
+from worker import history, metrics
 from worker.app import InferqHuey
 from worker.batches import Batch
 from worker.heartbeat import Heartbeat
@@ -35,12 +37,21 @@ def register(huey: InferqHuey) -> None:
         runner = ComputationRunner(
             huey.storage.conn, keys, models, settings, worker_id, huey.storage.queue_key
         )
+        conn = huey.storage.conn
+
+        def after_beat() -> None:
+            runner.reap()
+            history.flush(conn, keys)
+
         beat = Heartbeat(
-            huey.storage.conn,
+            conn,
             keys.heartbeats,
             worker_id,
             settings.heartbeat_interval_s,
-            on_beat=runner.reap,
+            on_beat=after_beat,
+            about_key=keys.consumer(worker_id),
+            describe=partial(describe, runner, time.time()),
+            ttl=settings.heartbeat_ttl_s,
         )
         beat.start()
         heartbeat.append(beat)
@@ -67,6 +78,26 @@ def register(huey: InferqHuey) -> None:
         if huey.runner is None:
             raise RuntimeError("models not loaded: the startup hook did not run")
         huey.runner.run(batch)
+
+
+def describe(runner: ComputationRunner, started_at: float) -> dict[str, str]:
+    """What the dashboard shows of this consumer worker, written with each heartbeat."""
+    host, _, pid = runner.worker_id.rpartition(":")
+    about = {
+        "host": host,
+        "pid": pid,
+        "started_at": f"{started_at:.3f}",
+        "beat_at": f"{time.time():.3f}",
+        "jobs_done": str(runner.jobs_done),
+        "models": ",".join(f"{q.model}@{q.version}" for q in runner.queues),
+        "current_model": "",
+        "current_batch": "0",
+        "current_since": "",
+    }
+    if runner.current is not None:
+        model, size, since = runner.current
+        about |= {"current_model": model, "current_batch": str(size), "current_since": f"{since}"}
+    return about
 
 
 def _stable_wire_name(func: Callable[..., None]) -> Callable[..., None]:

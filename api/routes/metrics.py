@@ -9,8 +9,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from api.auth import authenticate_metrics
+from api.overview import QueueState, queue_states
 from api.services import ServicesDep
-from core.jobs import Priority
 from worker.metrics import ServerFiles
 
 router = APIRouter(tags=["metrics"])
@@ -19,16 +19,23 @@ router = APIRouter(tags=["metrics"])
 class _Snapshot(Collector):
     """Gauges read from Redis at scrape time (they are facts of the queue, not of a process)."""
 
-    def __init__(self, depth: dict[tuple[str, Priority], int], consumers: int) -> None:
-        self._depth, self._consumers = depth, consumers
+    def __init__(self, queues: list[QueueState], consumers: int) -> None:
+        self._queues, self._consumers = queues, consumers
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
             "inferq_queue_depth", "Queued computations", labels=["model", "priority"]
         )
-        for (model, priority), count in self._depth.items():
-            depth.add_metric([model, priority.value], count)
+        oldest = GaugeMetricFamily(
+            "inferq_queue_oldest_age_seconds",
+            "How long the oldest queued computation has waited (0 when none is queued)",
+            labels=["model", "priority"],
+        )
+        for queue in self._queues:
+            depth.add_metric([queue.model, queue.priority.value], queue.queued)
+            oldest.add_metric([queue.model, queue.priority.value], queue.oldest_age_s or 0.0)
         yield depth
+        yield oldest
         yield GaugeMetricFamily(
             "inferq_consumers_live",
             "Consumer worker processes with a recent heartbeat",
@@ -39,11 +46,11 @@ class _Snapshot(Collector):
 @router.get("/metrics", response_class=Response, dependencies=[Depends(authenticate_metrics)])
 async def metrics(services: ServicesDep) -> Response:
     """Prometheus metrics of this API and of the consumers running on its host."""
-    depth = await services.store.queue_depth()
+    queues = await queue_states(services.redis, services.keys)
     consumers = await services.store.live_consumers()
     registry = CollectorRegistry()
     registry.register(ServerFiles(services.settings.metrics_dir))
-    registry.register(_Snapshot(depth, consumers))
+    registry.register(_Snapshot(queues, consumers))
     # Reading the per-process files is disk I/O: keep it off the event loop.
     body = await asyncio.to_thread(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
