@@ -29,10 +29,9 @@ def test_status_shows_oldest_ages_consumers_and_a_history_that_outlives_the_api(
     env = {"INFERQ_OPERATOR_KEYS": OPERATOR}
     with running_stack(redis_server, workdir, consumer_workers=0, **env) as live:
         with live.client() as client:
+            job = {"model": "counting", "priority": "low"}
             ids = [
-                client.post(
-                    "/jobs", json={"model": "counting", "input": {"key": unique()}, "priority": "low"}
-                ).json()["id"]
+                client.post("/jobs", json=job | {"input": {"key": unique()}}).json()["id"]
                 for _ in range(3)
             ]
 
