@@ -43,6 +43,12 @@ JOBS_IN_FLIGHT = Gauge(
 QUEUE_WAIT = Histogram(
     "inferq_job_queue_wait_seconds", "Submit to start of run", ("model",), buckets=LATENCY_BUCKETS
 )
+JOB_LATENCY = Histogram(
+    "inferq_job_latency_seconds",
+    "Submit to finish of a queued job that ran (what its client waited)",
+    ("model",),
+    buckets=LATENCY_BUCKETS,
+)
 RUN_TIME = Histogram(
     "inferq_job_run_seconds", "Model run time per computation", ("model",), buckets=LATENCY_BUCKETS
 )

@@ -128,6 +128,7 @@ class ComputationRunner:
             metrics.JOBS_FINISHED.labels(model, priority, status).inc()
             if job_id in created:
                 TALLY.finished(now, "queued", status, now - created[job_id])
+                metrics.JOB_LATENCY.labels(model).observe(now - created[job_id])
             else:  # a job attached to the computation: it shares the leader's run
                 TALLY.add(now, f"{status}:queued")
             self.jobs_done += 1

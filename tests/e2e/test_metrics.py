@@ -145,6 +145,7 @@ def test_metrics_count_a_known_sequence_across_two_api_workers(
     assert value(s, "inferq_http_request_duration_seconds_count", route="/jobs") == 9
     assert value(s, "inferq_job_run_seconds_count", model="echo") == 3
     assert value(s, "inferq_job_queue_wait_seconds_count", model="counting") == 2
+    assert value(s, "inferq_job_latency_seconds_count", model="echo") == 3
     assert value(s, "inferq_consumers_live") == 1
     names = {name for name, _ in s}
     for series in (
