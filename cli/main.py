@@ -69,25 +69,77 @@ def status(
     as_json: AsJson = False,
     watch: Annotated[float, typer.Option(help="refresh every this many seconds; 0: once")] = 0,
 ) -> None:
-    """Queues, consumers, intake and the last minute's jobs."""
+    """Queues (depth, oldest), consumers, intake, and the last minute's rates and latency."""
     api = _Api(url)
     while True:
         data = api.call("GET", "/status")
-        table = Table(title=f"inferq at {url}")
-        table.add_column("queue")
-        table.add_column("priority")
-        table.add_column("queued", justify="right")
-        for queue in data["queues"]:
-            table.add_row(queue["model"], queue["priority"], str(queue["queued"]))
-        table.caption = (
-            f"{data['consumers_live']} consumers live; intake "
-            f"{'PAUSED' if data['paused'] else 'open'}; last minute: "
-            + (", ".join(f"{k} {v}" for k, v in data["jobs_last_minute"].items()) or "no jobs")
-        )
-        _emit(data, as_json, table)
+        data["last_minute"] = _rates(api.call("GET", "/status/history", params={"minutes": 1}))
+        if as_json:
+            _emit(data, True)
+        else:
+            out.print(_queue_table(data, url))
+            out.print(_consumer_table(data))
         if not watch:
             return
         time.sleep(watch)
+
+
+def _queue_table(data: dict[str, Any], url: str) -> Table:
+    table = Table(title=f"inferq at {url}")
+    table.add_column("queue")
+    table.add_column("priority")
+    table.add_column("queued", justify="right")
+    table.add_column("oldest", justify="right")
+    for queue in data["queues"]:
+        age = queue["oldest_age_s"]
+        oldest = "-" if age is None else f"{age:.1f}s"
+        table.add_row(queue["model"], queue["priority"], str(queue["queued"]), oldest)
+    rates = data["last_minute"]
+    latency = "-" if rates["p50_ms"] is None else f"{rates['p50_ms']:g}/{rates['p99_ms']:g} ms"
+    table.caption = (
+        f"intake {'PAUSED' if data['paused'] else 'open'}; last minute: "
+        f"{rates['queued_per_s']:g} queued + {rates['direct_per_s']:g} direct jobs/s, "
+        f"queued p50/p99 {latency}, {rates['refused']} refused; created: "
+        + (", ".join(f"{k} {v}" for k, v in data["jobs_last_minute"].items()) or "no jobs")
+    )
+    return table
+
+
+def _consumer_table(data: dict[str, Any]) -> Table:
+    table = Table(title=f"{data['consumers_live']} live consumers")
+    for column in ("host", "pid", "heartbeat", "running", "jobs done"):
+        table.add_column(column)
+    now = time.time()
+    for consumer in data["consumers"]:
+        beat = consumer["last_heartbeat"]
+        running = consumer["current_model"]
+        table.add_row(
+            consumer["host"],
+            consumer["pid"],
+            "-" if beat is None else f"{now - beat:.1f}s ago",
+            f"{running} x{consumer['current_batch']}" if running else "idle",
+            str(consumer["jobs_done"]),
+        )
+    return table
+
+
+def _rates(history: dict[str, Any]) -> dict[str, Any]:
+    """The last minute of /status/history, summed: jobs/s per path, latest p50/p99, refusals."""
+    points, span = history["points"], len(history["points"]) * history["bucket_s"]
+    latest: dict[str, Any] = next(
+        (p["queued"] for p in reversed(points) if p["queued"]["p50_ms"] is not None), {}
+    )
+    return {
+        "queued_per_s": round(
+            sum(p["queued"]["per_s"] for p in points) * history["bucket_s"] / span, 2
+        ),
+        "direct_per_s": round(
+            sum(p["direct"]["per_s"] for p in points) * history["bucket_s"] / span, 2
+        ),
+        "p50_ms": latest.get("p50_ms"),
+        "p99_ms": latest.get("p99_ms"),
+        "refused": sum(sum(p["refused"].values()) for p in points),
+    }
 
 
 @jobs_app.command("ls")

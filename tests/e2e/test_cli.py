@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from scripts import stack
-from tests.support.stack import RedisServer, Stack, running_stack, unique
+from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
 
 TENANT, OPERATOR = "tenant-key-0123456789", "operator-key-0123456789"
 
@@ -122,5 +122,16 @@ def test_requeue_runs_failed_jobs_again_as_linked_jobs(
         # Each old job is requeued once; what is failed now is only the new jobs.
         second = json.loads(inferq(live, "requeue", "--status", "failed", "--json").stdout)
         assert sorted(second["job_ids"]) == sorted(links.values())
+
+        def rates() -> dict[str, float]:
+            last_minute: dict[str, float] = json.loads(inferq(live, "status", "--json").stdout)[
+                "last_minute"
+            ]
+            return last_minute
+
+        wait_for(lambda: rates()["queued_per_s"] > 0, what="the last minute's jobs in status")
+        table = inferq(live, "status")
+        assert table.returncode == 0 and "1 live consumers" in table.stdout
+        assert "queued p50/p99" in table.stdout
     log = "\n".join(p.read_text() for p in (workdir / "logs").glob("api-*.log"))
     assert "requeued 2 failed jobs" in log
