@@ -67,6 +67,7 @@ inferq is up.
   OpenAPI docs {base}/docs
   readiness    {base}/readyz
   metrics      {base}/metrics
+  dashboard    {base}/dashboard
   logs         {Path("logs").resolve()}/
 
 Try:
