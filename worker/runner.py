@@ -65,7 +65,8 @@ class ComputationRunner:
             settings.lifo_after_s,
         )
         self.arrivals = ArrivalRate()
-        self.current: tuple[str, int, float] | None = None  # model, batch size, since
+        # What runs now, for the dashboard: model, batch size, since, its (first) job ids.
+        self.current: tuple[str, int, float, list[str]] | None = None
         self.jobs_done = 0
         self._finish = redis.register_script(scripts.FINISH)
         self._reap = redis.register_script(scripts.REAP)
@@ -102,7 +103,8 @@ class ComputationRunner:
         metrics.BATCH_SIZE.labels(model, "queued").observe(len(batch.computations))
         metrics.BATCH_FORM_WAIT.labels(model, "queued").observe(time.monotonic() - batch.taken_at)
         TALLY.batch(time.time(), "queued", len(batch.computations))
-        self.current = (model, len(batch.computations), time.time())
+        leaders = [job_id for job_id, _, _ in batch.started[:5]]
+        self.current = (model, len(batch.computations), time.time(), leaders)
         began = time.perf_counter()
         limit_s = time_limit_s(self.models.get(model), self.settings.model_timeout_s)
         with metrics.JOBS_IN_FLIGHT.labels(model).track_inprogress(), time_limit(limit_s):

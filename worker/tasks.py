@@ -93,10 +93,16 @@ def describe(runner: ComputationRunner, started_at: float) -> dict[str, str]:
         "current_model": "",
         "current_batch": "0",
         "current_since": "",
+        "current_jobs": "",
     }
     if runner.current is not None:
-        model, size, since = runner.current
-        about |= {"current_model": model, "current_batch": str(size), "current_since": f"{since}"}
+        model, size, since, jobs = runner.current
+        about |= {
+            "current_model": model,
+            "current_batch": str(size),
+            "current_since": f"{since}",
+            "current_jobs": ",".join(jobs),
+        }
     return about
 
 

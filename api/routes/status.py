@@ -38,6 +38,7 @@ class Consumer(BaseModel):
     current_model: str | None = Field(None, description="the model of the batch it runs now")
     current_batch: int = 0
     current_since: float | None = None
+    current_jobs: list[str] = Field([], description="the running batch's job ids (up to 5)")
 
 
 class Status(BaseModel):
@@ -124,4 +125,5 @@ def _consumer(about: dict[str, str]) -> Consumer:
         current_model=about.get("current_model") or None,
         current_batch=int(about.get("current_batch", "0")),
         current_since=number("current_since"),
+        current_jobs=[i for i in about.get("current_jobs", "").split(",") if i],
     )

@@ -76,14 +76,25 @@ def test_status_shows_oldest_ages_consumers_and_a_history_that_outlives_the_api(
             assert consumer["host"] and consumer["pid"] and "counting@1" in consumer["models"]
             assert consumer["last_heartbeat"] > consumer["started_at"] - 1
             assert client.get("/status").json()["queues"] == []
-            wait_for(lambda: _total(_points(client), "queued") >= 3, what="history of 3 jobs")
+            slow = {"model": "burn", "input": {"text": "x", "work_ms": 2500}}
+            slow_id = client.post("/jobs", json=slow).json()["id"]
+
+            def running_it() -> bool:
+                (consumer,) = client.get("/status").json()["consumers"]
+                return bool(consumer["current_model"] == "burn" and consumer["current_jobs"])
+
+            wait_for(running_it, what="the consumer to report the job it runs")
+            (consumer,) = client.get("/status").json()["consumers"]
+            assert consumer["current_jobs"] == [slow_id] and consumer["current_batch"] == 1
+            assert client.get(f"/jobs/{slow_id}?wait=true").json()["status"] == "succeeded"
+            wait_for(lambda: _total(_points(client), "queued") >= 4, what="history of 4 jobs")
 
         live.stop_api()
         live.start_api()
         with live.client() as client:
             wait_for(lambda: client.get("/healthz").status_code == 200, what="the API again")
             points = _points(client)
-    assert _total(points, "queued") == 3 and _total(points, "direct") == 4
+    assert _total(points, "queued") == 4 and _total(points, "direct") == 4
     waits = [p["wait_p50_ms"] for p in points if p["wait_p50_ms"] is not None]
     assert waits and max(waits) >= 900  # the jobs waited over a second for a consumer
     assert any(p["queued"]["p50_ms"] for p in points) and any(p["direct"]["p99_ms"] for p in points)

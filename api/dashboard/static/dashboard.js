@@ -84,7 +84,18 @@ async function refreshOverview() {
     cell(row, c.host);
     cell(row, c.pid);
     cell(row, c.last_heartbeat ? `${ago(now - c.last_heartbeat)} ago` : "-");
-    cell(row, c.current_model ? `${c.current_model} × ${c.current_batch}` : "idle");
+    const running = row.insertCell();
+    if (!c.current_model) running.textContent = "idle";
+    else {
+      running.textContent = `${c.current_model} × ${c.current_batch}: `;
+      for (const jobId of c.current_jobs) {
+        const link = document.createElement("a");
+        link.href = `#/job/${encodeURIComponent(jobId)}`;
+        link.textContent = jobId.slice(0, 8);
+        link.title = jobId;
+        running.append(link, " ");
+      }
+    }
     cell(row, c.jobs_done, "num");
     cell(row, c.models);
   });
