@@ -105,6 +105,7 @@ class JobStore:
                 self._settings.heartbeat_ttl_s,
                 job.owner,
                 job.idempotency[1] if job.idempotency else "",
+                len(member.encode()) - len(job.input_json.encode()) + 1,
             ],
         )
         route = reply[0].decode()

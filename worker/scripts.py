@@ -41,7 +41,9 @@ end
 # ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 queue member,
 #       8 priority band, 9 next band (exclusive), 10 cacheable, 11 cache key,
 #       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
-#       15 heartbeat ttl, 16 owner ('' when open), 17 fingerprint of the request.
+#       15 heartbeat ttl, 16 owner ('' when open), 17 fingerprint of the request,
+#       18 where the input starts in the queue member (1-based, in bytes): stored with
+#       the job for requeue, cut out here rather than sent twice or matched in Lua.
 # Returns {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
 # The leader's hash keeps its queue score, so a cancel can take the entry out.
@@ -66,7 +68,7 @@ local function create(status, extra)
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
     'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
     'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16],
-    'input', string.match(ARGV[7], '^[^\\n]*\\n[^\\n]*\\n[^\\n]*\\n(.*)$'))
+    'input', string.sub(ARGV[7], tonumber(ARGV[18])))
   if extra.result then
     redis.call('HSET', KEYS[1], 'result', extra.result, 'started_at', ARGV[5],
       'finished_at', ARGV[5])
