@@ -31,7 +31,7 @@ from core.errors import (
     ModelProcessDiedError,
     ModelTimeoutError,
 )
-from core.models import ModelRegistry, time_limit_s
+from core.models import Model, ModelRegistry, time_limit_s
 from worker.history import TALLY
 from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
 
@@ -69,9 +69,10 @@ class DirectPool:
         self._idle: list[ModelProcess] = []  # started in warm_up
         # One thread per model process waits on its pipe; never one per request.
         self._threads = ThreadPoolExecutor(self._workers + 1, thread_name_prefix="direct")
-        self._limits = {m.name: time_limit_s(m, settings.model_timeout_s) for m in models}
+        # Keyed by `name@version`: each version has its own lane and batches.
+        self._limits = {_spec(m): time_limit_s(m, settings.model_timeout_s) for m in models}
         self._lanes = {
-            model.name: _ModelLane(
+            _spec(model): _ModelLane(
                 policy_for(model, settings.batch_max_size, settings.batch_max_wait_ms)
             )
             for model in models
@@ -89,7 +90,11 @@ class DirectPool:
         loop = asyncio.get_running_loop()
         settings = self._settings
         process = await loop.run_in_executor(
-            self._threads, started_process, settings.models, settings.burn_iterations_per_ms
+            self._threads,
+            started_process,
+            settings.models,
+            settings.burn_iterations_per_ms,
+            settings.model_dir,
         )
         self._all.append(process)
         return process
@@ -116,7 +121,7 @@ class DirectPool:
         deadline_s: float | None = None,
         client_left: Callable[[], Awaitable[None]] | None = None,
     ) -> str:
-        """The model's output as JSON.
+        """The output as JSON of `model` (`name@version`).
 
         Refuses with DirectPathBusyError past the pending bound, DeadlineUnmeetableError
         when the estimated wait plus run exceeds `deadline_s`; a request that waits
@@ -167,7 +172,7 @@ class DirectPool:
         wait_s = ahead * batch_s / self._workers
         if wait_s + batch_s <= deadline_s:
             return
-        JOBS_REJECTED.labels(model, "normal", "deadline").inc()
+        JOBS_REJECTED.labels(_name(model), "normal", "deadline").inc()
         raise DeadlineUnmeetableError(
             f"estimated wait {wait_s:.2f}s plus run {batch_s:.2f}s exceeds the deadline "
             f"of {deadline_s:g}s",
@@ -179,9 +184,9 @@ class DirectPool:
         limit = self._settings.direct_max_pending * lane.policy.target
         if not self._settings.direct_shedding or lane.pending < limit:
             return
-        DIRECT_SHED.labels(model).inc()
+        DIRECT_SHED.labels(_name(model)).inc()
         # /predict has no priority; "normal" is what its PreparedJob carries.
-        JOBS_REJECTED.labels(model, "normal", "shed").inc()
+        JOBS_REJECTED.labels(_name(model), "normal", "shed").inc()
         batches = lane.pending / lane.policy.target
         retry = max(1, math.ceil(batches * self._service_s / self._workers))
         raise DirectPathBusyError(
@@ -206,7 +211,7 @@ class DirectPool:
             batch = self._take_batch(lane, loop.time())
             if not batch:
                 continue
-            BATCH_FORM_WAIT.labels(name, "direct").observe(loop.time() - batch[0].arrived)
+            BATCH_FORM_WAIT.labels(_name(name), "direct").observe(loop.time() - batch[0].arrived)
             self._spawn(self._run(name, lane, batch, self._idle.pop()))
 
     def _take_batch(self, lane: _ModelLane, now: float) -> list[_Request]:
@@ -266,7 +271,7 @@ class DirectPool:
         self, model: str, lane: _ModelLane, batch: list[_Request], process: ModelProcess
     ) -> None:
         loop = asyncio.get_running_loop()
-        BATCH_SIZE.labels(model, "direct").observe(len(batch))
+        BATCH_SIZE.labels(_name(model), "direct").observe(len(batch))
         TALLY.batch(time.time(), "direct", len(batch))
         began = loop.time()
         healthy = True
@@ -296,7 +301,7 @@ class DirectPool:
         finally:
             elapsed = loop.time() - began
             lane.policy.observe(len(batch), elapsed)
-            BATCH_TARGET.labels(model, "direct").set(lane.policy.target)
+            BATCH_TARGET.labels(_name(model), "direct").set(lane.policy.target)
             self._service_s = (
                 elapsed if not self._service_s else 0.8 * self._service_s + 0.2 * elapsed
             )
@@ -342,3 +347,12 @@ def _fail_all(batch: list[_Request], error: InferqError) -> None:
     for request in batch:
         if not request.future.done():
             request.future.set_exception(error)
+
+
+def _spec(model: Model) -> str:
+    return f"{model.name}@{model.version}"
+
+
+def _name(spec: str) -> str:
+    """The model name of a `name@version`, as metrics label it."""
+    return spec.partition("@")[0]

@@ -23,10 +23,14 @@ _CONTEXT = multiprocessing.get_context("spawn")
 class ModelProcess:
     """One child process with the models loaded. Its methods block: call them in a thread."""
 
-    def __init__(self, paths: list[str], burn_iterations_per_ms: int) -> None:
+    def __init__(
+        self, paths: list[str], burn_iterations_per_ms: int, repository: str | None
+    ) -> None:
         self._conn, child = _CONTEXT.Pipe()
         self._proc: Any = _CONTEXT.Process(
-            target=inline.serve, args=(child, paths, burn_iterations_per_ms), daemon=True
+            target=inline.serve,
+            args=(child, paths, burn_iterations_per_ms, repository),
+            daemon=True,
         )
         self._proc.start()
         child.close()
@@ -70,10 +74,12 @@ class ModelProcess:
             self._proc.kill()
 
 
-def started_process(paths: list[str], burn_iterations_per_ms: int) -> ModelProcess:
+def started_process(
+    paths: list[str], burn_iterations_per_ms: int, repository: str | None
+) -> ModelProcess:
     """A new model process, once its models are loaded (blocks: call it in a thread)."""
     began = time.monotonic()
-    process = ModelProcess(paths, burn_iterations_per_ms)
+    process = ModelProcess(paths, burn_iterations_per_ms, repository)
     process.wait_ready()
     log.info("model process ready in %.0f ms", (time.monotonic() - began) * 1000)
     return process

@@ -40,18 +40,34 @@ def _variants(
     for model in models:
         schema = model.input_schema.model_json_schema(ref_template=REF)
         components.update(schema.pop("$defs", {}))
-        name = f"{model.name.capitalize()}Input"
+        name = f"{_component(model.name)}{_component(model.version)}Input"
         components[name] = schema
-        variant = copy.deepcopy(base)
-        variant["title"] = f"{request} ({model.name})"
-        named = {"const": model.name}
-        # The default model's variant may leave `model` out or null, as the server does.
-        variant["properties"]["model"] = (
-            {"anyOf": [named, {"type": "null"}], "title": "Model"}
-            if model.name == default_model
-            else {**named, "title": "Model"}
-        )
-        variant["properties"]["input"] = {"$ref": REF.format(model=name)}
-        variant["required"] = ["input"] if model.name == default_model else ["model", "input"]
-        variants.append(variant)
+        # Each version by `name@version`; the current one by its bare name too.
+        specs = [f"{model.name}@{model.version}"]
+        if models.current_version(model.name) == model.version:
+            specs.insert(0, model.name)
+        for spec in specs:
+            variants.append(_variant(base, request, spec, name, spec == default_model))
     return {"title": request, "oneOf": variants}
+
+
+def _variant(
+    base: dict[str, Any], request: str, spec: str, component: str, is_default: bool
+) -> dict[str, Any]:
+    variant = copy.deepcopy(base)
+    variant["title"] = f"{request} ({spec})"
+    named = {"const": spec}
+    # The default model's variant may leave `model` out or null, as the server does.
+    variant["properties"]["model"] = (
+        {"anyOf": [named, {"type": "null"}], "title": "Model"}
+        if is_default
+        else {**named, "title": "Model"}
+    )
+    variant["properties"]["input"] = {"$ref": REF.format(model=component)}
+    variant["required"] = ["input"] if is_default else ["model", "input"]
+    return variant
+
+
+def _component(part: str) -> str:
+    """A name part for a schema component (letters and digits only)."""
+    return "".join(c for c in part.title() if c.isalnum())

@@ -13,8 +13,11 @@ from core.jsontypes import json_number
 Deadline = Annotated[float, Field(gt=0, le=86_400), BeforeValidator(json_number)]
 
 
+MODEL = "model name (its current version) or name@version; the configured default if omitted"
+
+
 class JobRequest(BaseModel):
-    model: str | None = Field(None, description="model name; the configured default if omitted")
+    model: str | None = Field(None, min_length=1, description=MODEL)
     input: dict[str, Any] = Field(description="model-specific input; see GET /models")
     priority: Priority = Priority.NORMAL
     deadline_s: Deadline | None = Field(
@@ -26,7 +29,7 @@ class JobRequest(BaseModel):
 
 
 class PredictRequest(BaseModel):
-    model: str | None = Field(None, description="model name; the configured default if omitted")
+    model: str | None = Field(None, min_length=1, description=MODEL)
     input: dict[str, Any] = Field(description="model-specific input; see GET /models")
     deadline_s: Deadline | None = Field(
         None,
@@ -63,8 +66,12 @@ class ErrorBody(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     version: str
+    current: bool = Field(description="what `model: <name>` runs; pin others as name@version")
     batchable: bool
     deterministic: bool
+    max_batch_size: int
+    max_batch_wait_ms: float
+    timeout_s: float | None = Field(description="null: the service's INFERQ_MODEL_TIMEOUT_S")
     input_schema: dict[str, Any]
 
 
@@ -72,3 +79,6 @@ class Readiness(BaseModel):
     status: str
     consumers: int | None = None
     reason: str | None = None
+    models_unavailable: dict[str, str] = Field(
+        default_factory=dict, description="name@version -> why it is not served"
+    )

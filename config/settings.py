@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     redis_timeout_s: PositiveFloat = 5.0
 
     default_model: str = "iris"
+    model_dir: str | None = Field(
+        None, description="a model repository: <name>/<version>/model.toml (README: Models)"
+    )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra models, comma-separated module:Class paths"
     )

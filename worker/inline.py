@@ -17,11 +17,13 @@ Outcomes = list[tuple[str, dict[str, str] | None]]
 READY = "ready"
 
 
-def serve(conn: Connection, paths: list[str], burn_iterations_per_ms: int) -> None:
-    """Load the models, then run each (model name, input JSONs) message received."""
+def serve(
+    conn: Connection, paths: list[str], burn_iterations_per_ms: int, repository: str | None
+) -> None:
+    """Load the models, then run each (`name@version`, input JSONs) message received."""
     # Ctrl-C reaches the whole process group: the API shuts its children down itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    models = build_models(paths, burn_iterations_per_ms)
+    models = build_models(paths, burn_iterations_per_ms, repository)
     models.load_all()
     conn.send(READY)
     while True:

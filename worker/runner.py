@@ -106,11 +106,10 @@ class ComputationRunner:
         leaders = [job_id for job_id, _, _ in batch.started[:5]]
         self.current = (model, len(batch.computations), time.time(), leaders)
         began = time.perf_counter()
-        limit_s = time_limit_s(self.models.get(model), self.settings.model_timeout_s)
+        served = self.models.get(f"{model}@{batch.queue.version}")
+        limit_s = time_limit_s(served, self.settings.model_timeout_s)
         with metrics.JOBS_IN_FLIGHT.labels(model).track_inprogress(), time_limit(limit_s):
-            outcomes = predict_batch(
-                self.models.get(model), [c.input_json for c in batch.computations]
-            )
+            outcomes = predict_batch(served, [c.input_json for c in batch.computations])
             elapsed = time.perf_counter() - began
         metrics.RUN_TIME.labels(model).observe(elapsed)
         return outcomes, elapsed

@@ -24,12 +24,16 @@ async def readyz(services: ServicesDep) -> JSONResponse:
         consumers = await services.store.live_consumers()
     except (RedisError, OSError) as exc:
         return _not_ready(f"redis unreachable: {type(exc).__name__}")
+    problems = services.models.problems
     if not services.hub.is_subscribed:
-        return _not_ready("completion subscription is down")
+        return _not_ready("completion subscription is down", problems)
     if consumers == 0:
-        return _not_ready(f"no consumer heartbeat in the last {settings.heartbeat_ttl_s:g}s")
-    return JSONResponse(Readiness(status="ready", consumers=consumers).model_dump())
+        reason = f"no consumer heartbeat in the last {settings.heartbeat_ttl_s:g}s"
+        return _not_ready(reason, problems)
+    ready = Readiness(status="ready", consumers=consumers, models_unavailable=problems)
+    return JSONResponse(ready.model_dump())
 
 
-def _not_ready(reason: str) -> JSONResponse:
-    return JSONResponse(Readiness(status="not_ready", reason=reason).model_dump(), status_code=503)
+def _not_ready(reason: str, problems: dict[str, str] | None = None) -> JSONResponse:
+    body = Readiness(status="not_ready", reason=reason, models_unavailable=problems or {})
+    return JSONResponse(body.model_dump(), status_code=503)

@@ -39,7 +39,10 @@ async def predict(
     cached = result_json is not None
     if result_json is None:
         result_json = await services.direct.predict(
-            job.model, job.input_json, job.deadline_s, partial(client_left, request)
+            f"{job.model}@{job.model_version}",
+            job.input_json,
+            job.deadline_s,
+            partial(client_left, request),
         )
         submission.remember(services, job.cache_key, result_json)
     # The result is already JSON: splice it in rather than decode and encode it again.

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 from core.errors import ModelLoadError, UnknownModelError
+
+log = logging.getLogger(__name__)
 
 BUILTIN_MODELS = (
     "core.models.iris:IrisModel",
@@ -96,29 +102,100 @@ def import_model(path: str) -> Model:
     return model
 
 
-class ModelRegistry:
-    """The models one process serves, by name."""
+def split_spec(spec: str) -> tuple[str, str | None]:
+    """`digits@3` -> ("digits", "3"); `digits` -> ("digits", None): its current version."""
+    name, _, version = spec.partition("@")
+    return name, version or None
 
-    def __init__(self, models: list[Model]) -> None:
-        self._models = {model.name: model for model in models}
+
+def version_key(version: str) -> list[tuple[int, int | str]]:
+    """Orders versions naturally: 2 < 10, 1.2 < 1.10; numbers before words."""
+    return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-_]", version)]
+
+
+class ModelRegistry:
+    """The models one process serves: every version of each, and which version is current.
+
+    `problems` names the versions that could not be served, and why.
+    """
+
+    def __init__(
+        self,
+        models: list[Model],
+        current: dict[str, str] | None = None,
+        problems: dict[str, str] | None = None,
+    ) -> None:
+        self._versions: dict[str, dict[str, Model]] = {}
+        for model in models:
+            self._versions.setdefault(model.name, {})[model.version] = model
+        flagged = current or {}
+        self._current = {
+            name: flagged[name] if flagged.get(name) in versions else _highest(versions)
+            for name, versions in self._versions.items()
+        }
+        self.problems = dict(problems or {})
 
     @classmethod
-    def from_paths(cls, paths: list[str]) -> ModelRegistry:
-        """Built-in models plus the user's, later names replacing earlier ones."""
-        return cls([import_model(path) for path in (*BUILTIN_MODELS, *paths)])
+    def from_paths(cls, paths: list[str], repository: str | None = None) -> ModelRegistry:
+        """Built-in models, the user's by import path, then the repository's versions.
 
-    def get(self, name: str) -> Model:
-        """The model called `name`, or UnknownModelError naming it."""
-        try:
-            return self._models[name]
-        except KeyError:
-            known = ", ".join(sorted(self._models))
-            raise UnknownModelError(f"unknown model {name!r}; known: {known}") from None
+        A later source replaces every version of a name an earlier one served.
+        """
+        by_name: dict[str, list[Model]] = {}
+        for model in (import_model(path) for path in (*BUILTIN_MODELS, *paths)):
+            by_name[model.name] = [model]
+        current: dict[str, str] = {}
+        problems: dict[str, str] = {}
+        if repository:
+            from core.models.repository import scan_repository
 
-    def __iter__(self) -> Any:
-        return iter(self._models.values())
+            scan = scan_repository(Path(repository))
+            served: dict[str, list[Model]] = {}
+            for model in scan.models:
+                served.setdefault(model.name, []).append(model)
+            by_name.update(served)
+            current, problems = scan.current, scan.problems
+        models = [model for versions in by_name.values() for model in versions]
+        return cls(models, current, problems)
+
+    def get(self, spec: str) -> Model:
+        """`name` (its current version) or `name@version`; UnknownModelError naming it."""
+        name, version = split_spec(spec)
+        versions = self._versions.get(name)
+        if versions is None:
+            known = ", ".join(sorted(self._versions))
+            raise UnknownModelError(f"unknown model {name!r}; known: {known}")
+        chosen = version or self._current[name]
+        if chosen not in versions:
+            known = ", ".join(sorted(versions, key=version_key))
+            raise UnknownModelError(f"model {name!r} has no version {chosen!r}; known: {known}")
+        return versions[chosen]
+
+    def current_version(self, name: str) -> str:
+        return self._current[name]
+
+    def __iter__(self) -> Iterator[Model]:
+        return iter([m for versions in self._versions.values() for m in versions.values()])
 
     def load_all(self) -> None:
-        """Load every model (once per process, before serving)."""
-        for model in self._models.values():
-            model.load()
+        """Load every version (once per process, before serving); drop the ones that fail."""
+        for model in list(self):
+            try:
+                model.load()
+            except Exception as exc:
+                self._drop(model, f"{type(exc).__name__}: {exc}")
+
+    def _drop(self, model: Model, reason: str) -> None:
+        spec = f"{model.name}@{model.version}"
+        log.error("model %s is not served: %s", spec, reason)
+        self.problems[spec] = reason
+        versions = self._versions[model.name]
+        del versions[model.version]
+        if not versions:
+            del self._versions[model.name], self._current[model.name]
+        elif self._current[model.name] == model.version:
+            self._current[model.name] = _highest(versions)
+
+
+def _highest(versions: dict[str, Model]) -> str:
+    return max(versions, key=version_key)

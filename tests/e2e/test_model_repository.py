@@ -1,0 +1,115 @@
+"""A model repository on disk: real skops and ONNX artifacts served through both paths."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.artifacts import SETOSA, VIRGINICA, build_repository
+from tests.support.stack import RedisServer, Stack, running_stack
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_repository(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def live(redis_server: RedisServer, workdir: Path, repository: Path) -> Iterator[Stack]:
+    with running_stack(redis_server, workdir, INFERQ_MODEL_DIR=str(repository)) as stack:
+        yield stack
+
+
+def _job(client: httpx.Client, model: str, features: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/jobs?wait=true", json={"model": model, "input": features})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_versions_are_listed_and_the_broken_ones_kept_out_with_their_reasons(
+    live: Stack, workdir: Path
+) -> None:
+    with live.client() as client:
+        models = {(m["name"], m["version"]): m for m in client.get("/models").json()}
+        ready = client.get("/readyz").json()
+    assert {("flowers", "1"), ("flowers", "2"), ("counter", "1")} <= set(models)
+    assert models["flowers", "2"]["current"] and not models["flowers", "1"]["current"]
+    assert models["flowers", "2"]["max_batch_size"] == 32
+    assert models["flowers", "1"]["input_schema"]["required"][0] == "sepal_length"
+    assert not {("flowers", "3"), ("broken", "1"), ("unvetted", "1")} & set(models)
+    problems = ready["models_unavailable"]
+    assert ready["status"] == "ready"  # the broken ones do not stop the rest
+    assert "gone.onnx" in problems["flowers@3"] and "not found" in problems["flowers@3"]
+    assert "model.toml" in problems["broken@1"] and "TOML" in problems["broken@1"]
+    assert "Unvetted" in problems["unvetted@1"] and "trust" in problems["unvetted@1"]
+    logs = "\n".join(p.read_text() for p in (workdir / "logs").glob("*.log"))
+    assert "model flowers@3 is not served" in logs
+
+
+def test_each_version_answers_on_both_paths_and_names_the_version_that_ran(live: Stack) -> None:
+    with live.client() as client:
+        current = _job(client, "flowers", SETOSA)
+        pinned = _job(client, "flowers@1", VIRGINICA)
+        direct = client.post("/predict", json={"model": "flowers@1", "input": SETOSA}).json()
+        direct_current = client.post("/predict", json={"model": "flowers", "input": VIRGINICA})
+        counted = _job(client, "counter", {"key": "k1"})
+    assert current["status"] == "succeeded" and current["model_version"] == "2"
+    assert current["result"]["label"] == "setosa"
+    assert current["result"]["probabilities"]["setosa"] > 0.9
+    assert pinned["model_version"] == "1" and pinned["result"]["label"] == "virginica"
+    assert direct["model_version"] == "1" and direct["result"]["label"] == "setosa"
+    assert direct_current.json()["model_version"] == "2"
+    assert direct_current.json()["result"]["label"] == "virginica"
+    assert counted["status"] == "succeeded" and counted["model_version"] == "1"
+
+
+def test_a_backlog_runs_in_batches_through_each_artifact(
+    redis_server: RedisServer, workdir: Path, repository: Path
+) -> None:
+    env = {"INFERQ_MODEL_DIR": str(repository)}
+    with running_stack(redis_server, workdir, consumer_workers=0, **env) as stack:
+        with stack.client() as client:
+            ids = {
+                client.post(
+                    "/jobs",
+                    json={
+                        "model": "flowers@2" if n % 2 else "flowers@1",
+                        "input": {**SETOSA, "sepal_length": round(4.5 + n / 100, 2)},
+                    },
+                ).json()["id"]: "2" if n % 2 else "1"
+                for n in range(40)
+            }
+            stack.start_consumer(1)
+            stack.wait_ready()
+            done = [client.get(f"/jobs/{job_id}?wait=true").json() for job_id in ids]
+            scrape = client.get("/metrics").text
+    assert all(job["result"]["label"] == "setosa" for job in done)
+    assert [job["model_version"] for job in done] == list(ids.values())
+    sizes: dict[str, float] = {}
+    for line in scrape.splitlines():
+        if line.startswith("inferq_batch_size_") and 'model="flowers"' in line:
+            name = line.split("{")[0]
+            sizes[name] = sizes.get(name, 0.0) + float(line.split()[-1])
+    assert sizes["inferq_batch_size_sum"] == 40
+    assert sizes["inferq_batch_size_count"] < 40  # the backlog ran in batches, not one by one
+
+
+def test_bad_input_and_unknown_versions_are_clear_errors(live: Stack) -> None:
+    with live.client() as client:
+        bad = client.post(
+            "/jobs", json={"model": "flowers", "input": {**SETOSA, "petal_width": "x"}}
+        )
+        extra = client.post("/predict", json={"model": "flowers@1", "input": {**SETOSA, "z": 1}})
+        unknown = client.post("/jobs", json={"model": "flowers@9", "input": SETOSA})
+        broken = client.post("/jobs", json={"model": "flowers@3", "input": SETOSA})
+        empty = client.post("/predict", json={"model": "", "input": SETOSA})
+    assert bad.status_code == 422 and "petal_width" in bad.json()["error"]["message"]
+    assert extra.status_code == 422 and "'z'" in extra.json()["error"]["message"]
+    assert unknown.status_code == 404 and "no version '9'" in unknown.json()["error"]["message"]
+    assert broken.status_code == 404  # out of service, never queued
+    assert empty.status_code == 422  # not the default model: the schema says a name or null
