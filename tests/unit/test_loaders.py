@@ -65,3 +65,17 @@ def test_a_scan_names_each_problem_with_its_file(repository: Path, tmp_path: Pat
     assert "bogus" in problems["m@2"]
     assert "not a valid model name" in problems["bad name@1"]
     assert "not a directory" in next(iter(scan_repository(tmp_path / "nope").problems.values()))
+
+
+def test_the_readmes_manifest_examples_are_valid() -> None:
+    import re
+    import tomllib
+
+    from core.models.manifest import Manifest
+    from scripts.stack import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    examples = re.findall(r"```toml\n(.*?)```", readme, flags=re.S)
+    assert len(examples) >= 3
+    loaders = {Manifest.model_validate(tomllib.loads(text)).model.loader for text in examples}
+    assert loaders == {"sklearn", "onnx", "python"}
