@@ -49,6 +49,8 @@ class Controls:
                 high,
                 "1" if dry_run else "0",
                 f"{self._keys.queue_prefix}{model}:" if model else "",
+                "",
+                "0",
             ],
         )
         job_ids = [_text(i) for i in ids]

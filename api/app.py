@@ -13,13 +13,13 @@ from api.errors import install_error_handlers
 from api.limits import BodySizeLimitMiddleware
 from api.metrics import HttpMetricsMiddleware
 from api.openapi import install_model_schemas
+from api.reload import ApiReloader
 from api.routes import admin, health, jobs, models, predict, status
 from api.routes import metrics as metrics_route
 from api.services import Services, build_services
 from config import Settings, get_settings
 from config.logging import configure_logging
 from worker import history, metrics
-from worker.models import configured_models
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -33,11 +33,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.hub.start(within_s=settings.redis_timeout_s)
         await services.direct.warm_up()
         app.state.services = services
-        flusher = asyncio.create_task(_flush_history(services))
+        app.state.reloader = reloader = ApiReloader(app, services)
+        tasks = [asyncio.create_task(_flush_history(services))]
+        if settings.model_dir:
+            await reloader.start_state()
+            tasks.append(asyncio.create_task(reloader.watch()))
         try:
             yield
         finally:
-            flusher.cancel()
+            for task in tasks:
+                task.cancel()
             await history.flush_async(services.redis, services.keys)
             await services.aclose()
             metrics.mark_process_dead()
@@ -63,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for router in routers:
         app.include_router(router)
-    install_model_schemas(app, configured_models(settings), settings.default_model)
+    install_model_schemas(app, lambda: app.state.services.models, settings.default_model)
     return app
 
 

@@ -80,6 +80,7 @@ class DirectPool:
         self._service_s = 0.0  # recent mean time of a batch, for Retry-After
         self._running: set[asyncio.Future[None]] = set()
         self._all: list[ModelProcess] = []
+        self._retired: set[ModelProcess] = set()  # loaded before a reload: stop when done
 
     async def warm_up(self) -> None:
         """Start every model process and load its models before the first request."""
@@ -102,11 +103,38 @@ class DirectPool:
     async def _replace(self, dead: ModelProcess) -> None:
         """Start a model process in place of one that was killed, then serve with it."""
         self._all.remove(dead)
+        if dead in self._retired:  # it was leaving anyway: its successor is running
+            self._retired.discard(dead)
+            return
         began = time.monotonic()
         self._idle.append(await self._start_process())
         log.warning(
             "direct-path model process replaced in %.0f ms", 1000 * (time.monotonic() - began)
         )
+        self._dispatch()
+
+    async def reload(self, models: ModelRegistry) -> None:
+        """Serve `models`: new processes load them beside the old, then take over.
+
+        An old process running a batch finishes it on the version it started with and
+        then stops; requests waiting in a lane go to the new processes.
+        """
+        fresh = await asyncio.gather(*(self._start_process() for _ in range(self._workers)))
+        for model in models:
+            spec = _spec(model)
+            self._limits[spec] = time_limit_s(model, self._settings.model_timeout_s)
+            if spec not in self._lanes:
+                policy = policy_for(
+                    model, self._settings.batch_max_size, self._settings.batch_max_wait_ms
+                )
+                self._lanes[spec] = _ModelLane(policy)
+        retiring = [p for p in self._all if p not in fresh]
+        self._retired.update(retiring)
+        idle, self._idle = self._idle, list(fresh)
+        for process in idle:
+            self._all.remove(process)
+            self._retired.discard(process)
+            await asyncio.get_running_loop().run_in_executor(self._threads, process.stop)
         self._dispatch()
 
     def close(self) -> None:
@@ -305,7 +333,11 @@ class DirectPool:
             self._service_s = (
                 elapsed if not self._service_s else 0.8 * self._service_s + 0.2 * elapsed
             )
-            if healthy:
+            if healthy and process in self._retired:
+                self._retired.discard(process)
+                self._all.remove(process)
+                self._spawn(asyncio.to_thread(process.stop))
+            elif healthy:
                 self._idle.append(process)
             else:
                 self._spawn(self._replace(process))
@@ -331,9 +363,15 @@ class DirectPool:
         task.add_done_callback(self._running.discard)
 
     def _publish_gauges(self) -> None:
-        for name, lane in self._lanes.items():
-            DIRECT_IN_FLIGHT.labels(name).set(lane.pending - len(lane.waiting))
-            DIRECT_WAITING.labels(name).set(len(lane.waiting))
+        running: dict[str, int] = {}
+        waiting: dict[str, int] = {}
+        for spec, lane in self._lanes.items():
+            name = _name(spec)
+            running[name] = running.get(name, 0) + lane.pending - len(lane.waiting)
+            waiting[name] = waiting.get(name, 0) + len(lane.waiting)
+        for name, count in running.items():
+            DIRECT_IN_FLIGHT.labels(name).set(count)
+            DIRECT_WAITING.labels(name).set(waiting[name])
 
 
 def _drop_if_waiting(lane: _ModelLane, request: _Request, error: InferqError) -> None:

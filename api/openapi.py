@@ -8,6 +8,7 @@ request bodies of POST /jobs and POST /predict with a `oneOf` over the models.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,7 +18,10 @@ from core.models import ModelRegistry
 REF = "#/components/schemas/{model}"
 
 
-def install_model_schemas(app: FastAPI, models: ModelRegistry, default_model: str) -> None:
+def install_model_schemas(
+    app: FastAPI, models: Callable[[], ModelRegistry], default_model: str
+) -> None:
+    """Document the models `models()` returns when asked (a reload resets the document)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -25,7 +29,7 @@ def install_model_schemas(app: FastAPI, models: ModelRegistry, default_model: st
             document = generate()
             components = document["components"]["schemas"]
             for request in ("JobRequest", "PredictRequest"):
-                components[request] = _variants(components, request, models, default_model)
+                components[request] = _variants(components, request, models(), default_model)
             app.openapi_schema = document
         return app.openapi_schema
 

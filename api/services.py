@@ -11,6 +11,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from api.direct import DirectPool
 from api.jobstore import JobStore
+from api.loaded import LoadedVersions
 from api.notifications import CompletionHub
 from config import Settings
 from core.keys import RedisKeys
@@ -28,6 +29,7 @@ class Services:
     hub: CompletionHub
     results: LRUCache[str, str]
     direct: DirectPool
+    loaded: LoadedVersions
 
     async def aclose(self) -> None:
         self.direct.close()
@@ -65,6 +67,7 @@ def build_services(settings: Settings) -> Services:
         hub=CompletionHub(hub_redis, keys.done_channel),
         results=LRUCache(maxsize=max(settings.local_cache_size, 1)),
         direct=DirectPool(settings, models),
+        loaded=LoadedVersions(redis, keys, settings.heartbeat_ttl_s),
     )
 
 

@@ -13,13 +13,20 @@ from api.metrics import CACHE_HITS, CACHE_MISSES
 from api.schemas import JobRequest, PredictRequest
 from api.services import Services
 from core.cache import cache_key, canonical_json
-from core.errors import IntakePausedError, InvalidInputError, OverloadedError, QueueFullError
+from core.errors import (
+    IntakePausedError,
+    InvalidInputError,
+    ModelVersionNotLoadedError,
+    OverloadedError,
+    QueueFullError,
+)
 from core.jobs import JobRecord, Priority, new_job_id
 from core.models import Model
 from worker.history import TALLY
 from worker.metrics import JOBS_ENQUEUED, JOBS_FINISHED, JOBS_REJECTED
 
 log = logging.getLogger(__name__)
+LOADED_RETRY_S = 5
 
 
 def prepare(
@@ -54,6 +61,16 @@ def prepare(
         owner,
         idempotency,
     )
+
+
+async def ensure_loaded(services: Services, spec: str) -> None:
+    """Refuse (503) a job pinned to a version that no live consumer has loaded."""
+    if spec not in await services.loaded.specs():
+        raise ModelVersionNotLoadedError(
+            f"no live consumer has loaded {spec}; it may be loading (retry) or was never "
+            "deployed to the consumers",
+            LOADED_RETRY_S,
+        )
 
 
 def validated_input(model: Model, raw: object) -> str:

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     model_dir: str | None = Field(
         None, description="a model repository: <name>/<version>/model.toml (README: Models)"
     )
+    model_reload_s: PositiveFloat = Field(
+        5.0, description="how often every process looks for changes in INFERQ_MODEL_DIR"
+    )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra models, comma-separated module:Class paths"
     )

@@ -109,6 +109,12 @@ class IntakePausedError(OverloadedError):
     code = "paused"
 
 
+class ModelVersionNotLoadedError(RetryLaterError):
+    """A job pinned to a model version that no live consumer has loaded."""
+
+    code = "model_version_not_loaded"
+
+
 class UnauthorizedError(InferqError):
     code = "unauthorized"
 

@@ -96,6 +96,11 @@ class RedisKeys:
         """Sorted set: worker id -> time of its last heartbeat."""
         return f"{self.namespace}:heartbeats"
 
+    @property
+    def model_reloads(self) -> str:
+        """Counter an operator's POST /models/reload increments: every process reloads."""
+        return f"{self.namespace}:models:reloads"
+
     def consumer(self, worker_id: str) -> str:
         """Hash describing one live consumer worker: host, pid, current batch, jobs done."""
         return f"{self.namespace}:consumer:{worker_id}"

@@ -93,6 +93,8 @@ class WorkSource:
 
     def take_more(self, batch: Batch, want: int) -> Taken:
         """Add up to `want` computations of the batch's model to it (after a wait)."""
+        if batch.queue not in self.queues:  # a reload stopped serving it meanwhile
+            return Taken(batch.queue, None, [], 0)
         return self._parse(self._take_alone(batch.lease, batch.queue, want), batch.lease)
 
     def _take_alone(self, lease: str, append_to: ServedQueue | None, want: int) -> Any:

@@ -65,14 +65,31 @@ class ComputationRunner:
             settings.lifo_after_s,
         )
         self.arrivals = ArrivalRate()
+        self._offered: ModelRegistry | None = None
         # What runs now, for the dashboard: model, batch size, since, its (first) job ids.
         self.current: tuple[str, int, float, list[str]] | None = None
         self.jobs_done = 0
         self._finish = redis.register_script(scripts.FINISH)
         self._reap = redis.register_script(scripts.REAP)
 
+    def offer(self, models: ModelRegistry) -> None:
+        """Serve `models` from the next take on (another thread loaded them)."""
+        self._offered = models
+
+    def _switch(self, models: ModelRegistry) -> None:
+        # In the worker thread, between batches: a batch in hand keeps its model object,
+        # so it finishes on the version it started with.
+        kept = {(q.model, q.version): q for q in self.queues}
+        fresh = served_queues(self.keys, models, self.settings)
+        self.queues = [kept.get((q.model, q.version), q) for q in fresh]
+        self.models, self.source.queues = models, self.queues
+        log.info("serving models %s", sorted(f"{q.model}@{q.version}" for q in self.queues))
+
     def take(self) -> Batch | bytes | None:
         """The next batch for this thread, a huey task message, or None."""
+        offered, self._offered = self._offered, None
+        if offered is not None:
+            self._switch(offered)
         taken = self.source.take(self.keys.lease(claim_field()))
         if taken is None or isinstance(taken, bytes):
             return taken

@@ -542,16 +542,21 @@ return {failed, requeued}
 # An operator's purge: cancel the queued jobs of every model queue that matches (one
 # model's versions, or all) within a score range (one priority band, or all), and take
 # their computations out of the queues. With ARGV[6] = '1' only counts (a dry run).
+# A reload uses it too, to fail the queued jobs of a version that was removed.
 # KEYS: 1 queue index, 2 queue tokens.
 # ARGV: 1 job key prefix, 2 now, 3 done channel, 4 lowest score, 5 highest score
-#       (exclusive), 6 dry run, 7 queue key prefix of the model ('' for every queue).
+#       (exclusive), 6 dry run, 7 queue key prefix of the model ('' for every queue),
+#       8 error JSON to fail the jobs with ('' cancels them), 9 '1' when ARGV[7] is one
+#       whole queue key.
 # Returns {number of jobs, up to 1000 of their ids}.
 PURGE = (
     _INDEX
     + """
 local count, ids = 0, {}
 for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if ARGV[7] == '' or string.sub(queue, 1, #ARGV[7]) == ARGV[7] then
+  local matches = ARGV[7] == '' or string.sub(queue, 1, #ARGV[7]) == ARGV[7]
+  if ARGV[9] == '1' then matches = queue == ARGV[7] end
+  if matches then
     for _, member in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
       local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
       for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
@@ -559,8 +564,14 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
           count = count + 1
           if #ids < 1000 then table.insert(ids, id) end
           if ARGV[6] ~= '1' then
-            redis.call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
-            restatus(ARGV[1], id, 'queued', 'canceled')
+            if ARGV[8] == '' then
+              redis.call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
+              restatus(ARGV[1], id, 'queued', 'canceled')
+            else
+              redis.call('HSET', ARGV[1] .. id, 'status', 'failed', 'finished_at', ARGV[2],
+                'error', ARGV[8])
+              restatus(ARGV[1], id, 'queued', 'failed')
+            end
           end
         end
       end

@@ -16,6 +16,7 @@ from worker.batches import Batch
 from worker.heartbeat import Heartbeat
 from worker.identity import worker_identity
 from worker.models import configured_models
+from worker.reload import ModelReloader
 from worker.runner import ComputationRunner
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,15 @@ def register(huey: InferqHuey) -> None:
         )
         beat.start()
         heartbeat.append(beat)
+        if settings.model_dir:
+            ModelReloader(
+                conn,
+                keys.model_reloads,
+                settings.model_dir,
+                settings.model_reload_s,
+                partial(configured_models, settings),
+                runner.offer,
+            ).start()
         huey.serve(runner, lambda batch: run_batch.s(batch))
         log.info("worker %s ready with models %s", worker_id, [m.name for m in models])
 

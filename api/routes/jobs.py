@@ -68,6 +68,8 @@ async def submit_job(
 ) -> Response:
     """Submit a prediction: 202 with Location while it runs, 200 once it has finished."""
     prepared = submission.prepare(services, body, tenant, idempotency_key)
+    if body.model and "@" in body.model:  # pinned: fail now, not after a wait in the queue
+        await submission.ensure_loaded(services, f"{prepared.model}@{prepared.model_version}")
     wait_s = _wait_seconds(services, wait, timeout)
     if wait_s is None:
         job = await submission.create_job(services, prepared)

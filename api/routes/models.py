@@ -1,13 +1,19 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import logging
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from api.auth import Tenant
+from api.reload import ApiReloader
+from api.routes.admin import ERRORS, Operator
 from api.schemas import ModelInfo
 from api.services import ServicesDep
 from core.models import batch_defaults, version_key
 
 router = APIRouter(prefix="/models", tags=["models"])
+log = logging.getLogger(__name__)
 
 
 @router.get("", response_model=list[ModelInfo])
@@ -31,3 +37,24 @@ async def list_models(services: ServicesDep, tenant: Tenant) -> list[ModelInfo]:
             )
         )
     return infos
+
+
+class Reloaded(BaseModel):
+    seconds: float = Field(description="how long this API process took to load and switch")
+    models: list[str] = Field(description="name@version of every model it serves now")
+    current: dict[str, str] = Field(description="each model's current version")
+
+
+@router.post("/reload", response_model=Reloaded, responses=ERRORS)
+async def reload_models(request: Request, services: ServicesDep, operator: Operator) -> Reloaded:
+    """Reload INFERQ_MODEL_DIR now, here and in every API and consumer process (operators)."""
+    reloader: ApiReloader = request.app.state.reloader
+    await reloader.request_everywhere()
+    took = await reloader.reload()
+    models = services.models
+    log.warning("operator %s reloaded the models", operator.tenant or "open")
+    return Reloaded(
+        seconds=round(took, 3),
+        models=sorted(f"{m.name}@{m.version}" for m in models),
+        current={m.name: models.current_version(m.name) for m in models},
+    )

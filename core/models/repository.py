@@ -6,6 +6,7 @@ out, with its reason, and never stops the others.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import tomllib
@@ -54,6 +55,18 @@ def scan_repository(root: Path) -> Scan:
             if is_current:
                 scan.current[model_dir.name] = version_dir.name
     return scan
+
+
+def fingerprint(root: Path) -> str:
+    """What a reload compares: every file's path, size and modification time (stat only)."""
+    if not root.is_dir():
+        return ""
+    entries = sorted(
+        f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns}"
+        for path in root.rglob("*")
+        if path.is_file() and (stat := path.stat())
+    )
+    return hashlib.sha256("\n".join(entries).encode()).hexdigest()
 
 
 def build_version(name: str, version: str, directory: Path) -> tuple[Model, bool]:

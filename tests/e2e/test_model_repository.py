@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.artifacts import SETOSA, VIRGINICA, build_repository
-from tests.support.stack import RedisServer, Stack, running_stack
+from tests.support.stack import RedisServer, Stack, running_stack, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -68,28 +68,38 @@ def test_each_version_answers_on_both_paths_and_names_the_version_that_ran(live:
     assert counted["status"] == "succeeded" and counted["model_version"] == "1"
 
 
-def test_a_backlog_runs_in_batches_through_each_artifact(
+def test_a_backlog_runs_in_batches_and_a_pinned_version_needs_a_consumer_that_has_it(
     redis_server: RedisServer, workdir: Path, repository: Path
 ) -> None:
     env = {"INFERQ_MODEL_DIR": str(repository)}
     with running_stack(redis_server, workdir, consumer_workers=0, **env) as stack:
         with stack.client() as client:
-            ids = {
+            ids = [
                 client.post(
                     "/jobs",
                     json={
-                        "model": "flowers@2" if n % 2 else "flowers@1",
+                        "model": "flowers",
                         "input": {**SETOSA, "sepal_length": round(4.5 + n / 100, 2)},
                     },
-                ).json()["id"]: "2" if n % 2 else "1"
+                ).json()["id"]
                 for n in range(40)
-            }
+            ]
+            early = client.post("/jobs", json={"model": "flowers@1", "input": SETOSA})
+            assert early.status_code == 503 and int(early.headers["retry-after"]) >= 1
+            assert early.json()["error"]["code"] == "model_version_not_loaded"
             stack.start_consumer(1)
             stack.wait_ready()
             done = [client.get(f"/jobs/{job_id}?wait=true").json() for job_id in ids]
             scrape = client.get("/metrics").text
+            wait_for(
+                lambda: (
+                    client.post("/jobs", json={"model": "flowers@1", "input": SETOSA}).status_code
+                    == 202
+                ),
+                what="a pinned job accepted once a consumer has the version",
+            )
     assert all(job["result"]["label"] == "setosa" for job in done)
-    assert [job["model_version"] for job in done] == list(ids.values())
+    assert {job["model_version"] for job in done} == {"2"}
     sizes: dict[str, float] = {}
     for line in scrape.splitlines():
         if line.startswith("inferq_batch_size_") and 'model="flowers"' in line:
