@@ -34,10 +34,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await services.direct.warm_up()
         app.state.services = services
         app.state.reloader = reloader = ApiReloader(app, services)
-        tasks = [asyncio.create_task(_flush_history(services))]
-        if settings.model_dir:
-            await reloader.start_state()
-            tasks.append(asyncio.create_task(reloader.watch()))
+        await reloader.start_state()
+        tasks = [
+            asyncio.create_task(_flush_history(services)),
+            asyncio.create_task(reloader.watch()),
+        ]
         try:
             yield
         finally:

@@ -63,6 +63,17 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+class ModelCheck(BaseModel):
+    samples: int
+    accuracy: float | None = Field(description="against the expected labels")
+    distance: float | None = Field(
+        description="total variation distance, predicted vs expected label distribution"
+    )
+    passed: bool
+    reason: str
+    at: float = Field(description="epoch seconds")
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
@@ -73,6 +84,11 @@ class ModelInfo(BaseModel):
     max_batch_wait_ms: float
     timeout_s: float | None = Field(description="null: the service's INFERQ_MODEL_TIMEOUT_S")
     input_schema: dict[str, Any]
+    check: ModelCheck | None = Field(description="its latest check on its reference data")
+    ready_for_promotion: bool = Field(
+        description="no reference data, or its latest check passed; only such a version "
+        "becomes current by being the highest"
+    )
 
 
 class Readiness(BaseModel):

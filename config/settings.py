@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     model_reload_s: PositiveFloat = Field(
         5.0, description="how often every process looks for changes in INFERQ_MODEL_DIR"
     )
+    model_check_minutes: int = Field(
+        10, ge=1, le=59, description="how often consumers check models on their reference data"
+    )
     models: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="extra models, comma-separated module:Class paths"
     )

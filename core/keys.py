@@ -101,6 +101,20 @@ class RedisKeys:
         """Counter an operator's POST /models/reload increments: every process reloads."""
         return f"{self.namespace}:models:reloads"
 
+    @property
+    def checks(self) -> str:
+        """Hash: name@version -> the JSON of its latest check (core/checks.py)."""
+        return f"{self.namespace}:models:checks"
+
+    @property
+    def check_results(self) -> str:
+        """Counter of checks recorded: API processes choose current versions again on a change."""
+        return f"{self.namespace}:models:checked"
+
+    def check_claim(self, spec: str) -> str:
+        """Held while one consumer checks `spec`, so a deployment checks it once."""
+        return f"{self.namespace}:models:checking:{spec}"
+
     def consumer(self, worker_id: str) -> str:
         """Hash describing one live consumer worker: host, pid, current batch, jobs done."""
         return f"{self.namespace}:consumer:{worker_id}"

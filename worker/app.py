@@ -42,6 +42,8 @@ class InferqStorage(PriorityRedisStorage):  # type: ignore[misc]
 
 
 class WorkRunner(Protocol):
+    models: Any
+
     def take(self) -> Any: ...
 
     def run(self, batch: Any) -> None: ...

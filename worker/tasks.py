@@ -6,11 +6,15 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
+from huey import crontab
 from huey.signals import SIGNAL_INTERRUPTED
 
 from config.logging import configure_logging
-from worker import history, metrics
+from core.keys import RedisKeys
+from core.models import ModelRegistry
+from worker import checks, history, metrics
 from worker.app import InferqHuey
 from worker.batches import Batch
 from worker.heartbeat import Heartbeat
@@ -63,9 +67,10 @@ def register(huey: InferqHuey) -> None:
                 settings.model_dir,
                 settings.model_reload_s,
                 partial(configured_models, settings),
-                runner.offer,
+                partial(_offer_and_check, runner, conn, keys),
             ).start()
         huey.serve(runner, lambda batch: run_batch.s(batch))
+        checks.check_new_in_background(conn, keys, models)
         log.info("worker %s ready with models %s", worker_id, [m.name for m in models])
 
     @huey.signal(SIGNAL_INTERRUPTED)
@@ -81,6 +86,16 @@ def register(huey: InferqHuey) -> None:
             beat.stop()
         metrics.mark_process_dead()
 
+    @huey.periodic_task(crontab(minute=f"*/{settings.model_check_minutes}"), name="check_models")
+    @_stable_wire_name
+    def check_models() -> None:
+        """Every INFERQ_MODEL_CHECK_MINUTES: each version on its reference data."""
+        if huey.runner is not None:
+            claim_s = max(1, settings.model_check_minutes * 60 - 5)
+            checks.check_models(
+                huey.storage.conn, keys, huey.runner.models, claim_s, only_new=False
+            )
+
     @huey.task(name="run_batch")
     @_stable_wire_name
     def run_batch(batch: Batch) -> None:
@@ -88,6 +103,13 @@ def register(huey: InferqHuey) -> None:
         if huey.runner is None:
             raise RuntimeError("models not loaded: the startup hook did not run")
         huey.runner.run(batch)
+
+
+def _offer_and_check(
+    runner: ComputationRunner, conn: Any, keys: RedisKeys, models: ModelRegistry
+) -> None:
+    runner.offer(models)
+    checks.check_new_in_background(conn, keys, models)
 
 
 def describe(runner: ComputationRunner, started_at: float) -> dict[str, str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 from fastapi import APIRouter, Depends, Response
@@ -10,7 +11,9 @@ from prometheus_client.registry import Collector
 
 from api.auth import authenticate_metrics
 from api.overview import QueueState, queue_states
+from api.reload import read_checks
 from api.services import ServicesDep
+from core.checks import CheckResult
 from worker.metrics import ServerFiles
 
 router = APIRouter(tags=["metrics"])
@@ -19,8 +22,13 @@ router = APIRouter(tags=["metrics"])
 class _Snapshot(Collector):
     """Gauges read from Redis at scrape time (they are facts of the queue, not of a process)."""
 
-    def __init__(self, queues: list[QueueState], consumers: int) -> None:
-        self._queues, self._consumers = queues, consumers
+    def __init__(
+        self,
+        queues: list[QueueState],
+        consumers: int,
+        checks: dict[str, CheckResult] | None = None,
+    ) -> None:
+        self._queues, self._consumers, self._checks = queues, consumers, checks or {}
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
@@ -41,6 +49,34 @@ class _Snapshot(Collector):
             "Consumer worker processes with a recent heartbeat",
             value=self._consumers,
         )
+        yield from self._check_families()
+
+    def _check_families(self) -> Iterator[Metric]:
+        labels = ["model", "version"]
+        passed = GaugeMetricFamily(
+            "inferq_model_check_passed", "1 if the latest reference check passed", labels=labels
+        )
+        accuracy = GaugeMetricFamily(
+            "inferq_model_check_accuracy", "Accuracy on the reference data", labels=labels
+        )
+        distance = GaugeMetricFamily(
+            "inferq_model_check_distance",
+            "Total variation distance, predicted vs expected label distribution",
+            labels=labels,
+        )
+        age = GaugeMetricFamily(
+            "inferq_model_check_age_seconds", "Time since the latest check", labels=labels
+        )
+        now = time.time()
+        for spec, result in sorted(self._checks.items()):
+            name, _, version = spec.partition("@")
+            passed.add_metric([name, version], 1.0 if result.passed else 0.0)
+            if result.accuracy is not None:
+                accuracy.add_metric([name, version], result.accuracy)
+            if result.distance is not None:
+                distance.add_metric([name, version], result.distance)
+            age.add_metric([name, version], max(0.0, now - result.at))
+        yield from (passed, accuracy, distance, age)
 
 
 @router.get("/metrics", response_class=Response, dependencies=[Depends(authenticate_metrics)])
@@ -50,7 +86,8 @@ async def metrics(services: ServicesDep) -> Response:
     consumers = await services.store.live_consumers()
     registry = CollectorRegistry()
     registry.register(ServerFiles(services.settings.metrics_dir))
-    registry.register(_Snapshot(queues, consumers))
+    checks = await read_checks(services.redis, services.keys)
+    registry.register(_Snapshot(queues, consumers, checks))
     # Reading the per-process files is disk I/O: keep it off the event loop.
     body = await asyncio.to_thread(generate_latest, registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Tenant
-from api.reload import ApiReloader
+from api.reload import ApiReloader, read_checks
 from api.routes.admin import ERRORS, Operator
-from api.schemas import ModelInfo
+from api.schemas import ModelCheck, ModelInfo
 from api.services import ServicesDep
+from core.checks import has_reference
 from core.models import batch_defaults, version_key
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -20,9 +22,11 @@ log = logging.getLogger(__name__)
 async def list_models(services: ServicesDep, tenant: Tenant) -> list[ModelInfo]:
     """Every version of every model served, its properties, input schema and which is current."""
     models = services.models
+    checks = await read_checks(services.redis, services.keys)
     infos = []
     for model in sorted(models, key=lambda m: (m.name, version_key(m.version))):
         size, wait_ms = batch_defaults(model)
+        spec = f"{model.name}@{model.version}"
         infos.append(
             ModelInfo(
                 name=model.name,
@@ -34,6 +38,8 @@ async def list_models(services: ServicesDep, tenant: Tenant) -> list[ModelInfo]:
                 max_batch_wait_ms=wait_ms,
                 timeout_s=getattr(model, "timeout_s", None),
                 input_schema=model.input_schema.model_json_schema(),
+                check=ModelCheck(**asdict(result)) if (result := checks.get(spec)) else None,
+                ready_for_promotion=not has_reference(model) or bool(result and result.passed),
             )
         )
     return infos

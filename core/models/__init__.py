@@ -124,16 +124,25 @@ class ModelRegistry:
         models: list[Model],
         current: dict[str, str] | None = None,
         problems: dict[str, str] | None = None,
+        held_back: set[str] | None = None,
     ) -> None:
         self._versions: dict[str, dict[str, Model]] = {}
         for model in models:
             self._versions.setdefault(model.name, {})[model.version] = model
-        flagged = current or {}
+        self._flagged = dict(current or {})
+        # Versions whose check has not passed never become current by being the highest.
+        self.held_back = set(held_back or ())
         self._current = {
-            name: flagged[name] if flagged.get(name) in versions else _highest(versions)
+            name: self._flagged[name]
+            if self._flagged.get(name) in versions
+            else _highest(versions, {v for v in versions if f"{name}@{v}" not in self.held_back})
             for name, versions in self._versions.items()
         }
         self.problems = dict(problems or {})
+
+    def holding_back(self, held_back: set[str]) -> ModelRegistry:
+        """The same models, with the current versions chosen again around `held_back`."""
+        return ModelRegistry(list(self), self._flagged, self.problems, held_back)
 
     @classmethod
     def from_paths(cls, paths: list[str], repository: str | None = None) -> ModelRegistry:
@@ -197,5 +206,6 @@ class ModelRegistry:
             self._current[model.name] = _highest(versions)
 
 
-def _highest(versions: dict[str, Model]) -> str:
-    return max(versions, key=version_key)
+def _highest(versions: dict[str, Model], eligible: set[str] | None = None) -> str:
+    """The highest eligible version, or the highest of all when none is eligible."""
+    return max(eligible or versions, key=version_key)

@@ -67,6 +67,15 @@ class DigitsModel:
         train = int(len(data.target) * TRAIN_SHARE)
         forest = RandomForestClassifier(n_estimators=100, random_state=SEED)
         self._forest = forest.fit(data.data[:train], data.target[:train])
+        self._held_out = (data.data[train:], data.target[train:])
+
+    def reference(self) -> list[dict[str, Any]]:
+        """The held-out fifth of the digits data: inputs and their true digits."""
+        images, digits = self._held_out
+        return [
+            {"input": {"pixels": [int(p) for p in image]}, "expected": int(digit)}
+            for image, digit in zip(images, digits, strict=True)
+        ]
 
     def predict(self, inputs: list[Any]) -> list[Any]:
         probabilities = self._forest.predict_proba([item.pixels for item in inputs])

@@ -23,7 +23,7 @@ class IrisModel:
     """scikit-learn logistic regression trained at load time on the bundled iris data."""
 
     name = "iris"
-    version = "1"
+    version = "2"  # 2: trained on four fifths of the data, the rest held out as reference
     batchable = True
     deterministic = True
     input_schema = IrisInput
@@ -41,8 +41,24 @@ class IrisModel:
         from sklearn.linear_model import LogisticRegression
 
         data = load_iris()
-        self._classifier = LogisticRegression(max_iter=1000).fit(data.data, data.target)
+        # Every fifth flower is held out (the data is sorted by species, so each keeps
+        # a fifth of its flowers): the reference data for the periodic check.
+        held = [i % 5 == 4 for i in range(len(data.target))]
+        train = [not h for h in held]
+        self._classifier = LogisticRegression(max_iter=1000).fit(
+            data.data[train], data.target[train]
+        )
         self._classes = [str(name) for name in data.target_names]
+        self._held_out = (data.data[held], data.target[held])
+
+    def reference(self) -> list[dict[str, Any]]:
+        """The held-out fifth of the iris data: measurements and their species."""
+        features, species = self._held_out
+        names = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+        return [
+            {"input": dict(zip(names, map(float, row), strict=True)), "expected": self._classes[s]}
+            for row, s in zip(features, species, strict=True)
+        ]
 
     def predict(self, inputs: list[Any]) -> list[Any]:
         rows = [[i.sepal_length, i.sepal_width, i.petal_length, i.petal_width] for i in inputs]

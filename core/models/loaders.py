@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from core.models.manifest import Manifest
 from core.models.schema import ManifestError, as_mapping
 
+REFERENCE = "reference.jsonl"
+
 
 class ArtifactModel:
     """What the two loaders share: identity, properties and the input-to-row mapping."""
@@ -30,6 +32,8 @@ class ArtifactModel:
         self.timeout_s = spec.timeout_s
         self.manifest, self.directory = manifest, directory
         self.artifact = directory / (spec.artifact or "")
+        self.reference_path = directory / REFERENCE
+        self.check_limits = (manifest.check.min_accuracy, manifest.check.max_distance)
 
     def rows(self, inputs: list[Any]) -> list[list[float]]:
         spec = self.manifest.input

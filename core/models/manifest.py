@@ -48,10 +48,18 @@ class OutputSection(_Strict):
     value: str | None = Field(None, description="onnx: a regressor's output tensor")
 
 
+class CheckSection(_Strict):
+    """Thresholds for the periodic check on reference.jsonl (see core/checks.py)."""
+
+    min_accuracy: float = Field(0.9, ge=0, le=1)
+    max_distance: float = Field(0.1, ge=0, le=1)
+
+
 class Manifest(_Strict):
     model: ModelSection
     input: InputSection = InputSection()
     output: OutputSection = OutputSection()
+    check: CheckSection = CheckSection()
 
     @model_validator(mode="after")
     def _input_needs(self) -> Manifest:

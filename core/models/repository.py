@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ValidationError
 
 from core.errors import ModelLoadError
-from core.models.loaders import OnnxModel, SklearnModel
+from core.models.loaders import REFERENCE, OnnxModel, SklearnModel
 from core.models.manifest import Manifest
 from core.models.schema import ManifestError, json_schema_input, pydantic_input
 
@@ -89,7 +89,10 @@ def build_version(name: str, version: str, directory: Path) -> tuple[Model, bool
         raise ManifestError(f"{path}: {problems}") from None
     spec = manifest.model
     if spec.loader == "python":
-        return _python_model(name, version, spec.class_path or "", path), spec.current
+        model = _python_model(name, version, spec.class_path or "", path)
+        model.reference_path = directory / REFERENCE  # type: ignore[attr-defined]
+        model.check_limits = (manifest.check.min_accuracy, manifest.check.max_distance)  # type: ignore[attr-defined]
+        return model, spec.current
     artifact = directory / (spec.artifact or "")
     if not artifact.is_file():
         raise ManifestError(f"{path}: artifact {artifact.name!r} not found")

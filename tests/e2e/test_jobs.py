@@ -195,7 +195,7 @@ def test_models_lists_schema_and_flags(client: httpx.Client) -> None:
     assert {"iris", "burn", "echo", "counting", "failing"} <= set(models)
     assert models["burn"]["deterministic"] is True and models["failing"]["deterministic"] is False
     assert set(models["burn"]["input_schema"]["properties"]) == {"text", "work_ms"}
-    assert models["iris"]["version"] == "1"
+    assert models["iris"]["version"] == "2"
 
 
 def test_health_ready_and_docs(client: httpx.Client) -> None:

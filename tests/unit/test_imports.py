@@ -28,7 +28,7 @@ def test_importing_the_worker_does_not_import_scikit_learn() -> None:
 def test_task_names_are_pinned_wire_format() -> None:
     from worker import huey
 
-    assert set(huey._registry._registry) == {"inferq.run_batch"}
+    assert set(huey._registry._registry) == {"inferq.run_batch", "inferq.check_models"}
 
 
 def test_core_imports_nothing_from_the_outer_layers() -> None:
