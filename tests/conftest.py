@@ -30,3 +30,11 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model repository of real artifacts (tests/support/artifacts.py); copy it to change it."""
+    from tests.support.artifacts import build_repository
+
+    return build_repository(tmp_path_factory.mktemp("models"))

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.artifacts import FEATURES, LABELS, build_repository
+from tests.support.artifacts import FEATURES, LABELS
 from tests.support.stack import RedisServer, running_stack, wait_for
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_repository(tmp_path_factory.mktemp("models"))
+@pytest.fixture
+def built(model_repository: Path) -> Path:
+    return model_repository
 
 
 def _write_reference(path: Path, shift: int) -> None:

@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.artifacts import SETOSA, build_repository
+from tests.support.artifacts import SETOSA
 from tests.support.stack import RedisServer, Stack, running_stack, wait_for
 
 OPERATOR = "operator-key-0123456789"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_repository(tmp_path_factory.mktemp("models"))
+@pytest.fixture
+def built(model_repository: Path) -> Path:
+    return model_repository
 
 
 def _flag_current(manifest: Path, current: bool) -> None:

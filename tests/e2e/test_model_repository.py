@@ -2,26 +2,38 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.artifacts import SETOSA, VIRGINICA, build_repository
+from tests.support.artifacts import SETOSA, VIRGINICA
 from tests.support.stack import RedisServer, Stack, running_stack, wait_for
 
 
+@pytest.fixture
+def repository(model_repository: Path) -> Path:
+    return model_repository
+
+
 @pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_repository(tmp_path_factory.mktemp("models"))
+def served(
+    redis_server: RedisServer, model_repository: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Stack, Path]]:
+    """One stack for the tests that only read: started once for the module."""
+    workdir = tmp_path_factory.mktemp("served")
+    with running_stack(redis_server, workdir, INFERQ_MODEL_DIR=str(model_repository)) as stack:
+        yield stack, workdir
 
 
 @pytest.fixture
-def live(redis_server: RedisServer, workdir: Path, repository: Path) -> Iterator[Stack]:
-    with running_stack(redis_server, workdir, INFERQ_MODEL_DIR=str(repository)) as stack:
-        yield stack
+def live(served: tuple[Stack, Path]) -> Stack:
+    return served[0]
 
 
 def _job(client: httpx.Client, model: str, features: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +44,9 @@ def _job(client: httpx.Client, model: str, features: dict[str, Any]) -> dict[str
 
 
 def test_versions_are_listed_and_the_broken_ones_kept_out_with_their_reasons(
-    live: Stack, workdir: Path
+    served: tuple[Stack, Path],
 ) -> None:
+    live, workdir = served
     with live.client() as client:
         models = {(m["name"], m["version"]): m for m in client.get("/models").json()}
         ready = client.get("/readyz").json()
@@ -87,26 +100,84 @@ def test_a_backlog_runs_in_batches_and_a_pinned_version_needs_a_consumer_that_ha
             early = client.post("/jobs", json={"model": "flowers@1", "input": SETOSA})
             assert early.status_code == 503 and int(early.headers["retry-after"]) >= 1
             assert early.json()["error"]["code"] == "model_version_not_loaded"
-            stack.start_consumer(1)
+            stack.start_consumer(1)  # one worker process
             stack.wait_ready()
             done = [client.get(f"/jobs/{job_id}?wait=true").json() for job_id in ids]
-            scrape = client.get("/metrics").text
+            onnx_batches = _batch_sizes(client.get("/metrics").text, "queued")
+
+            def pinned_accepted() -> bool:
+                body = {"model": "flowers@1", "input": SETOSA}
+                return client.post("/jobs", json=body).status_code == 202
+
+            wait_for(pinned_accepted, what="a pinned job accepted once a consumer has it")
+            # A backlog for the skops version: its one worker busy on a slow job meanwhile.
+            slow = {"model": "burn", "input": {"text": "x", "work_ms": 2000}}
+            slow_id = client.post("/jobs", json=slow).json()["id"]
             wait_for(
-                lambda: (
-                    client.post("/jobs", json={"model": "flowers@1", "input": SETOSA}).status_code
-                    == 202
-                ),
-                what="a pinned job accepted once a consumer has the version",
+                lambda: client.get(f"/jobs/{slow_id}").json()["status"] == "running",
+                what="the worker busy",
             )
-    assert all(job["result"]["label"] == "setosa" for job in done)
+            pinned = [
+                client.post(
+                    "/jobs",
+                    json={"model": "flowers@1", "input": {**SETOSA, "petal_width": n / 100}},
+                ).json()["id"]
+                for n in range(20)
+            ]
+            skops_done = [client.get(f"/jobs/{job_id}?wait=true").json() for job_id in pinned]
+            all_batches = _batch_sizes(client.get("/metrics").text, "queued")
+    assert all(job["result"]["label"] == "setosa" for job in done + skops_done)
     assert {job["model_version"] for job in done} == {"2"}
-    sizes: dict[str, float] = {}
+    assert {job["model_version"] for job in skops_done} == {"1"}
+    assert onnx_batches[0] == 40 and onnx_batches[1] < 40  # the backlog ran in batches
+    skops_items, skops_calls = (a - b for a, b in zip(all_batches, onnx_batches, strict=True))
+    assert skops_items == 21 and skops_calls < 20  # 20 queued behind the slow job, plus one
+
+
+def test_concurrent_predictions_share_a_call_of_each_artifact(
+    redis_server: RedisServer, workdir: Path, repository: Path
+) -> None:
+    env = {"INFERQ_MODEL_DIR": str(repository), "INFERQ_DIRECT_WORKERS": "1"}
+    with running_stack(redis_server, workdir, consumer_workers=0, **env) as stack:
+
+        def occupy() -> None:
+            with stack.client() as client:
+                slow = {"model": "burn", "input": {"text": "x", "work_ms": 1500}}
+                assert client.post("/predict", json=slow).status_code == 200
+
+        busy = threading.Thread(target=occupy)
+        busy.start()  # the one model process is busy: what arrives now waits together
+        time.sleep(0.3)
+
+        def predict(n: int) -> dict[str, Any]:
+            with stack.client() as client:
+                body = {
+                    "model": "flowers@1" if n % 2 else "flowers@2",
+                    "input": {**SETOSA, "petal_width": n / 100},
+                }
+                response = client.post("/predict", json=body)
+                assert response.status_code == 200, response.text
+                answer: dict[str, Any] = response.json()
+                return answer
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(predict, range(16)))
+        busy.join()
+        with stack.client() as client:
+            items, calls = _batch_sizes(client.get("/metrics").text, "direct")
+    assert [a["model_version"] for a in answers] == ["1" if n % 2 else "2" for n in range(16)]
+    assert all(a["result"]["label"] == "setosa" for a in answers)
+    assert items == 16 and calls < 16  # the waiting requests went in batches, per version
+
+
+def _batch_sizes(scrape: str, path: str) -> tuple[float, float]:
+    """(inputs, model calls) of `flowers` batches on `path`, from a /metrics scrape."""
+    sums = {"inferq_batch_size_sum": 0.0, "inferq_batch_size_count": 0.0}
     for line in scrape.splitlines():
-        if line.startswith("inferq_batch_size_") and 'model="flowers"' in line:
-            name = line.split("{")[0]
-            sizes[name] = sizes.get(name, 0.0) + float(line.split()[-1])
-    assert sizes["inferq_batch_size_sum"] == 40
-    assert sizes["inferq_batch_size_count"] < 40  # the backlog ran in batches, not one by one
+        name = line.split("{")[0]
+        if name in sums and 'model="flowers"' in line and f'path="{path}"' in line:
+            sums[name] += float(line.split()[-1])
+    return sums["inferq_batch_size_sum"], sums["inferq_batch_size_count"]
 
 
 def test_bad_input_and_unknown_versions_are_clear_errors(live: Stack) -> None:

@@ -9,12 +9,12 @@ import pytest
 
 from core.models.repository import build_version, scan_repository
 from core.predict import predict_batch
-from tests.support.artifacts import FEATURES, LABELS, build_repository, write_manifest
+from tests.support.artifacts import FEATURES, LABELS, write_manifest
 
 
-@pytest.fixture(scope="module")
-def repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_repository(tmp_path_factory.mktemp("models"))
+@pytest.fixture
+def repository(model_repository: Path) -> Path:
+    return model_repository
 
 
 @pytest.mark.parametrize("version", ["1", "2"])

@@ -99,3 +99,23 @@ def test_digits_validates_strictly_and_predicts_held_out_images() -> None:
     assert correct / len(inputs) > 0.85
     assert set(outputs[0]["probabilities"]) == {str(d) for d in range(10)}
     assert model.predict(inputs[:3]) == outputs[:3]  # deterministic, batch or not
+
+
+def test_the_digits_forest_read_back_from_its_cache_answers_exactly_as_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.models import digits
+
+    monkeypatch.setattr(digits, "CACHE_DIR", tmp_path)
+    trained = digits.DigitsModel()
+    trained.load()  # trains, and saves the forest
+    (saved,) = tmp_path.glob("digits-forest-*.skops")
+    cached = digits.DigitsModel()
+    cached.load()  # reads it back
+    images = [item["input"] for item in trained.reference()[:50]]
+    inputs = [digits.DigitsInput.model_validate(image) for image in images]
+    assert cached.predict(inputs) == trained.predict(inputs)
+    saved.write_bytes(b"not a skops file")
+    again = digits.DigitsModel()
+    again.load()  # an unusable cache: trained afresh
+    assert again.predict(inputs) == trained.predict(inputs)
