@@ -112,9 +112,9 @@ class Stack:
             self.api = None
 
     def stop(self) -> None:
-        self.stop_consumers()
-        if self.api is not None:
-            stack.stop(self.api)
+        # Side by side: nothing here needs another process to outlive it.
+        stack.stop_all([*self.consumers, *([self.api] if self.api is not None else [])])
+        self.consumers.clear()
         flush_namespace(self.redis.client(), self.namespace)
 
 
@@ -139,9 +139,11 @@ def running_stack(
     }
     running = Stack(redis_server, namespace, workdir, {**base_env, **env})
     try:
-        running.start_api()
+        # The consumer loads its models while the API starts: neither waits for the other.
         if consumer_workers:
             running.start_consumer(consumer_workers)
+        running.start_api()
+        if consumer_workers:
             running.wait_ready()
         yield running
     finally:
