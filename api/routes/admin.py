@@ -23,6 +23,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody},
 }
 
+BODY_ERRORS = {400: {"model": ErrorBody, "description": "the body is not JSON"}, **ERRORS}
+
 
 async def require_operator(caller: CallerDep, services: ServicesDep) -> Caller:
     if not services.settings.operator_keys:
@@ -96,7 +98,7 @@ async def resume(services: ServicesDep, operator: Operator) -> Intake:
 @router.post(
     "/purge",
     response_model=PurgeResult,
-    responses={400: {"model": ErrorBody, "description": "the body is not JSON"}, **ERRORS},
+    responses=BODY_ERRORS,
 )
 async def purge(body: PurgeRequest, services: ServicesDep, operator: Operator) -> PurgeResult:
     """Cancel queued jobs by model and/or priority; `dry_run` (the default) only counts."""
@@ -111,7 +113,7 @@ async def purge(body: PurgeRequest, services: ServicesDep, operator: Operator) -
 @router.post(
     "/requeue",
     response_model=RequeueResult,
-    responses={400: {"model": ErrorBody, "description": "the body is not JSON"}, **ERRORS},
+    responses=BODY_ERRORS,
 )
 async def requeue(body: RequeueRequest, services: ServicesDep, operator: Operator) -> RequeueResult:
     """Run failed or expired jobs again, each as a new job linked to the old one."""
