@@ -6,6 +6,7 @@ import logging
 
 from redis.asyncio import Redis
 
+from api.decode import text
 from core.jobs import BAND_WIDTH, Priority, now_ts
 from core.keys import RedisKeys
 from worker import scripts
@@ -32,7 +33,7 @@ class Controls:
 
     async def paused_by(self) -> dict[str, str] | None:
         state = await self._redis.hgetall(self._keys.paused)
-        return {_text(k): _text(v) for k, v in state.items()} or None
+        return {text(k): text(v) for k, v in state.items()} or None
 
     async def purge(
         self, operator: str, model: str | None, priority: Priority | None, dry_run: bool
@@ -53,7 +54,7 @@ class Controls:
                 "0",
             ],
         )
-        job_ids = [_text(i) for i in ids]
+        job_ids = [text(i) for i in ids]
         verb = "would purge" if dry_run else "purged"
         log.warning(
             "operator %s %s %d queued jobs (model=%s priority=%s): %s",
@@ -65,7 +66,3 @@ class Controls:
             ",".join(job_ids[:20]),
         )
         return int(count), job_ids
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

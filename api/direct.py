@@ -31,7 +31,7 @@ from core.errors import (
     ModelProcessDiedError,
     ModelTimeoutError,
 )
-from core.models import Model, ModelRegistry, time_limit_s
+from core.models import ModelRegistry, spec_of, time_limit_s
 from worker.history import TALLY
 from worker.metrics import BATCH_FORM_WAIT, BATCH_SIZE, BATCH_TARGET, JOBS_REJECTED
 
@@ -70,9 +70,9 @@ class DirectPool:
         # One thread per model process waits on its pipe; never one per request.
         self._threads = ThreadPoolExecutor(self._workers + 1, thread_name_prefix="direct")
         # Keyed by `name@version`: each version has its own lane and batches.
-        self._limits = {_spec(m): time_limit_s(m, settings.model_timeout_s) for m in models}
+        self._limits = {spec_of(m): time_limit_s(m, settings.model_timeout_s) for m in models}
         self._lanes = {
-            _spec(model): _ModelLane(
+            spec_of(model): _ModelLane(
                 policy_for(model, settings.batch_max_size, settings.batch_max_wait_ms)
             )
             for model in models
@@ -121,7 +121,7 @@ class DirectPool:
         """
         fresh = await asyncio.gather(*(self._start_process() for _ in range(self._workers)))
         for model in models:
-            spec = _spec(model)
+            spec = spec_of(model)
             self._limits[spec] = time_limit_s(model, self._settings.model_timeout_s)
             if spec not in self._lanes:
                 policy = policy_for(
@@ -385,10 +385,6 @@ def _fail_all(batch: list[_Request], error: InferqError) -> None:
     for request in batch:
         if not request.future.done():
             request.future.set_exception(error)
-
-
-def _spec(model: Model) -> str:
-    return f"{model.name}@{model.version}"
 
 
 def _name(spec: str) -> str:

@@ -13,6 +13,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from api.decode import text
 from core.jobs import JobRecord, JobStatus, Priority
 from core.keys import RedisKeys
 
@@ -71,7 +72,7 @@ async def list_jobs(
         )
         if not entries:
             return found, None
-        records = await _read(redis, keys, [_text(job_id) for job_id, _ in entries])
+        records = await _read(redis, keys, [text(job_id) for job_id, _ in entries])
         read += len(entries)
         for (job_id, score), fields in zip(entries, records, strict=True):
             upper = f"({score!r}"
@@ -93,11 +94,7 @@ async def _read(redis: Redis, keys: RedisKeys, job_ids: list[str]) -> list[dict[
         None
         if row[0] is None
         else {
-            name: _text(value) for name, value in zip(FIELDS, row, strict=True) if value is not None
+            name: text(value) for name, value in zip(FIELDS, row, strict=True) if value is not None
         }
         for row in rows
     ]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

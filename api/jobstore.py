@@ -9,6 +9,7 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from api.coalesce import CoalescedScript
+from api.decode import text
 from config import Settings
 from core import admission
 from core.errors import (
@@ -146,7 +147,7 @@ class JobStore:
         `owner` None reads any tenant's job (an operator).
         """
         fields = await self._redis.hgetall(self._keys.job(job_id))
-        raw = {_text(k): _text(v) for k, v in fields.items()}
+        raw = {text(k): text(v) for k, v in fields.items()}
         if not raw or (owner is not None and raw.get("owner", "") != owner):
             raise JobNotFoundError(f"no job {job_id!r} (unknown or expired)")
         return JobRecord.from_hash(raw), raw
@@ -252,7 +253,3 @@ def _base_fields(job: PreparedJob, created: str) -> dict[str, str]:
         "created_at": created,
         "attempts": "0",
     }
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from core.models import ModelRegistry
+from core.models import ModelRegistry, spec_of
 
 REF = "#/components/schemas/{model}"
 
@@ -47,7 +47,7 @@ def _variants(
         name = f"{_component(model.name)}{_component(model.version)}Input"
         components[name] = schema
         # Each version by `name@version`; the current one by its bare name too.
-        specs = [f"{model.name}@{model.version}"]
+        specs = [spec_of(model)]
         if models.current_version(model.name) == model.version:
             specs.insert(0, model.name)
         for spec in specs:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from api.decode import text
 from core.history import BUCKET_S, RETENTION_S, bucket_of, summarize
 from core.jobs import BAND_WIDTH, Priority
 from core.keys import RedisKeys
@@ -26,7 +27,7 @@ class QueueState:
 
 async def queue_states(redis: Redis, keys: RedisKeys) -> list[QueueState]:
     """Every model queue at every priority: range counts per band, and each band's oldest."""
-    queues = sorted(_text(q) for q in await redis.smembers(keys.queues))
+    queues = sorted(text(q) for q in await redis.smembers(keys.queues))
     cells = [(queue, priority) for queue in queues for priority in Priority]
     async with redis.pipeline(transaction=False) as pipe:
         for queue, priority in cells:
@@ -54,13 +55,13 @@ async def queue_states(redis: Redis, keys: RedisKeys) -> list[QueueState]:
 async def consumers(redis: Redis, keys: RedisKeys, ttl_s: float) -> list[dict[str, str]]:
     """Live consumer workers (heartbeat within `ttl_s`), as each last described itself."""
     live = await redis.zrangebyscore(keys.heartbeats, time.time() - ttl_s, "+inf")
-    ids = [_text(i) for i in live if isinstance(i, bytes | str)]
+    ids = [text(i) for i in live if isinstance(i, bytes | str)]
     async with redis.pipeline(transaction=False) as pipe:
         for worker_id in ids:
             pipe.hgetall(keys.consumer(worker_id))
         described = await pipe.execute()
     return [
-        {"id": worker_id} | {_text(k): _text(v) for k, v in about.items()}
+        {"id": worker_id} | {text(k): text(v) for k, v in about.items()}
         for worker_id, about in zip(ids, described, strict=True)
     ]
 
@@ -75,10 +76,6 @@ async def history(redis: Redis, keys: RedisKeys, minutes: int) -> list[dict[str,
             pipe.hgetall(keys.history(bucket))
         tallies = await pipe.execute()
     return [
-        summarize(bucket, Counter({_text(k): int(v) for k, v in raw.items()}), PATHS)
+        summarize(bucket, Counter({text(k): int(v) for k, v in raw.items()}), PATHS)
         for bucket, raw in zip(buckets, tallies, strict=True)
     ]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

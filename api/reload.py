@@ -18,11 +18,12 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from api.decode import text
 from api.services import Services
 from core.checks import CheckResult, has_reference
 from core.jobs import JobError, now_ts
 from core.keys import RedisKeys
-from core.models import ModelRegistry
+from core.models import ModelRegistry, spec_of
 from core.models.repository import fingerprint
 from worker import scripts
 from worker.models import configured_models
@@ -37,7 +38,7 @@ REMOVED = JobError(
 async def read_checks(redis: Redis, keys: RedisKeys) -> dict[str, CheckResult]:
     """The latest check of every version that has been checked, by name@version."""
     raw = await redis.hgetall(keys.checks)
-    return {_text(spec): CheckResult.from_json(result) for spec, result in raw.items()}
+    return {text(spec): CheckResult.from_json(result) for spec, result in raw.items()}
 
 
 class ApiReloader:
@@ -122,7 +123,7 @@ class ApiReloader:
             spec
             for model in models
             if has_reference(model)
-            and not ((spec := f"{model.name}@{model.version}") in results and results[spec].passed)
+            and not ((spec := spec_of(model)) in results and results[spec].passed)
         }
 
     async def request_everywhere(self) -> None:
@@ -159,9 +160,5 @@ class ApiReloader:
         return int(requests or 0), int(checked or 0)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _specs(models: ModelRegistry) -> set[str]:
-    return {f"{m.name}@{m.version}" for m in models}
+    return {spec_of(m) for m in models}

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from api.decode import text
 from api.jobstore import JobStore, PreparedJob
 from core.errors import OverloadedError
 from core.jobs import JobStatus, Priority, new_job_id
@@ -61,14 +62,14 @@ class Requeuer:
         # Scan a little past `limit`: already-requeued jobs stay in the status index.
         index = self._keys.job_index(status=status.value)
         newest = await self._redis.zrevrange(index, 0, 4 * limit - 1)
-        ids = [_text(i) for i in newest if isinstance(i, bytes | str)]
+        ids = [text(i) for i in newest if isinstance(i, bytes | str)]
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 pipe.hmget(self._keys.job(job_id), _FIELDS)
             rows = await pipe.execute()
         found = []
         for job_id, values in zip(ids, rows, strict=True):
-            raw = {k: _text(v) for k, v in zip(_FIELDS, values, strict=True) if v is not None}
+            raw = {k: text(v) for k, v in zip(_FIELDS, values, strict=True) if v is not None}
             wanted = model is None or raw.get("model") == model
             if wanted and raw.get("input") and not raw.get("requeued_as"):
                 found.append((job_id, raw))
@@ -97,7 +98,3 @@ class Requeuer:
             return
         await self._redis.hset(self._keys.job(new_id), "requeued_from", old_id)
         outcome.requeued[old_id] = new_id
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

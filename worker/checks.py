@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from core.checks import has_reference, reference_of, run_check
 from core.keys import RedisKeys
-from core.models import Model, ModelRegistry
+from core.models import Model, ModelRegistry, spec_of
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def check_models(
     for model in list(models):
         if not has_reference(model):
             continue
-        spec = f"{model.name}@{model.version}"
+        spec = spec_of(model)
         try:
             if only_new and redis.hexists(keys.checks, spec):
                 continue

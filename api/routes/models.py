@@ -12,7 +12,7 @@ from api.routes.admin import ERRORS, Operator
 from api.schemas import ModelCheck, ModelInfo
 from api.services import ServicesDep
 from core.checks import has_reference
-from core.models import batch_defaults, version_key
+from core.models import batch_defaults, spec_of, version_key
 
 router = APIRouter(prefix="/models", tags=["models"])
 log = logging.getLogger(__name__)
@@ -26,7 +26,7 @@ async def list_models(services: ServicesDep, tenant: Tenant) -> list[ModelInfo]:
     infos = []
     for model in sorted(models, key=lambda m: (m.name, version_key(m.version))):
         size, wait_ms = batch_defaults(model)
-        spec = f"{model.name}@{model.version}"
+        spec = spec_of(model)
         infos.append(
             ModelInfo(
                 name=model.name,
@@ -61,6 +61,6 @@ async def reload_models(request: Request, services: ServicesDep, operator: Opera
     log.warning("operator %s reloaded the models", operator.tenant or "open")
     return Reloaded(
         seconds=round(took, 3),
-        models=sorted(f"{m.name}@{m.version}" for m in models),
+        models=sorted(spec_of(m) for m in models),
         current={m.name: models.current_version(m.name) for m in models},
     )

@@ -102,6 +102,11 @@ def import_model(path: str) -> Model:
     return model
 
 
+def spec_of(model: Model) -> str:
+    """`name@version`: how jobs pin, queues name and logs cite one version of a model."""
+    return f"{model.name}@{model.version}"
+
+
 def split_spec(spec: str) -> tuple[str, str | None]:
     """`digits@3` -> ("digits", "3"); `digits` -> ("digits", None): its current version."""
     name, _, version = spec.partition("@")
@@ -195,7 +200,7 @@ class ModelRegistry:
                 self._drop(model, f"{type(exc).__name__}: {exc}")
 
     def _drop(self, model: Model, reason: str) -> None:
-        spec = f"{model.name}@{model.version}"
+        spec = spec_of(model)
         log.error("model %s is not served: %s", spec, reason)
         self.problems[spec] = reason
         versions = self._versions[model.name]
