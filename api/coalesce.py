@@ -1,9 +1,11 @@
-"""Script calls made in one turn of the event loop go to Redis as one pipeline.
+"""Calls of one script made in one turn of the event loop go to Redis as one script call.
 
-Under load many requests reach their submit in the same turn; sending them together
-costs the API one connection checkout, one write and one read instead of one each,
-and Redis one wake-up instead of many. A lone request waits for nothing: the flush
-runs as soon as the current turn ends.
+Under load many requests reach their submit in the same turn. Sending them as one call
+costs the API one connection checkout, one write and one read instead of one each, and
+Redis one wake-up and one script run, in which whatever the calls share (reading the
+queues for admission, say) is done once. A lone request waits for nothing: the flush
+runs as soon as the current turn ends. The script takes the shared keys and arguments
+first, then each item's, and returns a list with one reply per item.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 Args = Sequence[str | int | float | bytes]
+# Items per script call at most: Redis runs nothing else while a script runs.
+MOST_PER_CALL = 128
 
 
 class CoalescedScript:
-    """Call like a registered script: `await script(keys=[...], args=[...])`."""
+    """Call like a registered script, once per item: `await script(keys=[...], args=[...])`."""
 
-    def __init__(self, redis: Redis, source: str) -> None:
+    def __init__(self, redis: Redis, source: str, shared_keys: Args, shared_args: Args) -> None:
         self._redis, self._source = redis, source
+        self._shared_keys, self._shared_args = list(shared_keys), list(shared_args)
         self._sha = hashlib.sha1(source.encode()).hexdigest()
         self._pending: list[tuple[Args, Args, asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -37,20 +42,22 @@ class CoalescedScript:
         return await future
 
     def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        task = asyncio.ensure_future(self._send(batch))
-        self._sending.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._sending.discard)
+        pending, self._pending = self._pending, []
+        for first in range(0, len(pending), MOST_PER_CALL):
+            task = asyncio.ensure_future(self._send(pending[first : first + MOST_PER_CALL]))
+            self._sending.add(task)  # the loop keeps only weak references to tasks
+            task.add_done_callback(self._sending.discard)
 
-    async def _send(self, batch: list[tuple[Args, Args, asyncio.Future[Any]]]) -> None:
+    async def _send(self, items: list[tuple[Args, Args, asyncio.Future[Any]]]) -> None:
         try:
-            replies = await self._execute(batch)
-            if any(isinstance(r, NoScriptError) for r in replies):  # Redis restarted
+            try:
+                replies = await self._execute(items)
+            except NoScriptError:  # Redis restarted and lost its scripts
                 await self._redis.script_load(self._source)
-                replies = await self._execute(batch)
+                replies = await self._execute(items)
         except Exception as exc:
-            replies = [exc] * len(batch)
-        for (_, _, future), reply in zip(batch, replies, strict=True):
+            replies = [exc] * len(items)
+        for (_, _, future), reply in zip(items, replies, strict=True):
             if future.done():  # its request went away
                 continue
             if isinstance(reply, Exception):
@@ -58,9 +65,8 @@ class CoalescedScript:
             else:
                 future.set_result(reply)
 
-    async def _execute(self, batch: list[tuple[Args, Args, asyncio.Future[Any]]]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args, _ in batch:
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
-            replies: list[Any] = await pipe.execute(raise_on_error=False)
-            return replies
+    async def _execute(self, items: list[tuple[Args, Args, asyncio.Future[Any]]]) -> list[Any]:
+        keys = [*self._shared_keys, *(key for item_keys, _, _ in items for key in item_keys)]
+        args = [*self._shared_args, *(arg for _, item_args, _ in items for arg in item_args)]
+        replies: list[Any] = await self._redis.evalsha(self._sha, len(keys), *keys, *args)
+        return replies

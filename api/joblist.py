@@ -1,8 +1,9 @@
 """Listing jobs newest first from the job index (worker/scripts.py `_INDEX`), never a scan.
 
-The listing walks one sorted set (a status's, an owner's, or every job's), newest first,
-and reads the records it meets in pipelined batches, filtering on what that set does not
-already select. A cursor is the creation time of the last job returned.
+The listing walks one sorted set (a rare status's, an owner's, or every job's), newest
+first, and reads the records it meets in pipelined batches, filtering on what that set
+does not already select. A cursor is the creation time of the last job returned; a page
+that read `MOST_READ` records without filling up ends early, with a cursor to go on.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from api.decode import text
-from core.jobs import JobRecord, JobStatus, Priority
+from core.jobs import INDEXED_STATUSES, JobRecord, JobStatus, Priority
 from core.keys import RedisKeys
 
 CHUNK = 200
@@ -58,7 +59,8 @@ async def list_jobs(
     redis: Redis, keys: RedisKeys, job_ttl_s: int, where: JobFilter, limit: int, cursor: str | None
 ) -> tuple[list[JobRecord], str | None]:
     """Up to `limit` jobs matching `where`, newest first, and the cursor for the next page."""
-    index = keys.job_index(owner=where.owner, status=where.status)
+    status = where.status if where.status in INDEXED_STATUSES else None
+    index = keys.job_index(owner=where.owner, status=status)
     # Entries older than any record are gone with their records: drop them first.
     await redis.zremrangebyscore(index, "-inf", time.time() - job_ttl_s)
     upper = f"({cursor}" if cursor else (f"({where.until}" if where.until is not None else "+inf")

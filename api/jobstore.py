@@ -57,7 +57,21 @@ class JobStore:
         self._settings = settings
         self._job_ttl = settings.job_ttl_s
         self._share_results = settings.result_cache_ttl_s > 0
-        self._submit = CoalescedScript(redis, scripts.SUBMIT)
+        self._submit = CoalescedScript(
+            redis,
+            scripts.SUBMIT,
+            shared_keys=[
+                keys.heartbeats,
+                keys.stats,
+                keys.queue_tokens,
+                keys.sequence,
+                keys.queues,
+                keys.leases,
+                keys.overlapping_arrivals,
+                keys.paused,
+            ],
+            shared_args=[self._job_ttl, settings.queue_max_depth, settings.heartbeat_ttl_s],
+        )
         self._record_cached = redis.register_script(scripts.RECORD_CACHED)
         self._cancel = redis.register_script(scripts.CANCEL)
         self._expire_due = redis.register_script(scripts.EXPIRE_DUE)
@@ -83,27 +97,21 @@ class JobStore:
                 self._keys.computation(computation),
                 result_key or "-",
                 self._keys.queue(job.model, job.model_version),
-                self._keys.heartbeats,
-                self._keys.stats,
-                self._keys.queue_tokens,
-                self._keys.sequence,
-                self._keys.queues,
-                self._keys.leases,
-                self._keys.overlapping_arrivals,
-                self._keys.paused,
                 job.idempotency[0] if job.idempotency else "-",
             ],
             args=[
-                *self._identity(job, created),
+                job.id,
+                job.model,
+                job.model_version,
+                job.priority.value,
+                created,
                 member,
                 band,
                 band + BAND_WIDTH,
                 "1" if result_key else "0",
                 job.cache_key or "",
-                self._settings.queue_max_depth,
                 deadline_at,
                 job.deadline_s or 0,
-                self._settings.heartbeat_ttl_s,
                 job.owner,
                 job.idempotency[1] if job.idempotency else "",
                 len(member.encode()) - len(job.input_json.encode()) + 1,

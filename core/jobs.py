@@ -35,6 +35,10 @@ class Priority(StrEnum):
         return _BANDS[self] * BAND_WIDTH
 
 
+# Statuses with a job index of their own (worker/scripts.py `_INDEX`): the rare ends an
+# operator looks for. A listing by any other status filters the creation index.
+INDEXED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELED})
+
 _BANDS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
 # A queue score is band + arrival number: priority first, FIFO within it. Three bands of
 # 10^14 stay below 2^53, so Redis's double scores hold every one exactly.

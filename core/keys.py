@@ -57,6 +57,11 @@ class RedisKeys:
         return f"{self.namespace}:delayed"
 
     @property
+    def solo(self) -> str:
+        """Set of leader job ids that run alone: their batch ran out of time."""
+        return f"{self.namespace}:solo"
+
+    @property
     def queue_prefix(self) -> str:
         return self.queue("", "")[:-1]
 
@@ -67,7 +72,8 @@ class RedisKeys:
     def job_index(self, owner: str | None = None, status: str | None = None) -> str:
         """Sorted set of job ids by creation time: all jobs, one owner's, or one status's.
 
-        Kept by the scripts that change jobs (worker/scripts.py `_INDEX`).
+        Kept by the scripts that change jobs (worker/scripts.py `_INDEX`); only the
+        statuses in `core.jobs.INDEXED_STATUSES` have a set.
         """
         if status is not None:
             return f"{self.namespace}:jobs:status:{status}"

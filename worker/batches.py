@@ -110,7 +110,7 @@ class WorkSource:
             target = want if queue is append_to else queue.policy.target
             per_queue += [target, f"{queue.policy.expected_s(target):.4f}"]
         return [
-            7 + len(self.queues),
+            8 + len(self.queues),
             self.keys.queue_tokens,
             self.keys.leases,
             lease,
@@ -118,6 +118,7 @@ class WorkSource:
             self.keys.overlapping_arrivals,
             self.keys.heartbeats,
             self.keys.delayed,
+            self.keys.solo,
             *(q.key for q in self.queues),
             self.worker_id,
             BAND_WIDTH,

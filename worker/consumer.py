@@ -104,7 +104,7 @@ class InferqConsumer(Consumer):  # type: ignore[misc]
     def _settle(self, pid: int) -> None:
         error = JobError(code="timeout", message="the model call ran past its time limit")
         failed, requeued = self._time_out(
-            keys=[self.keys.leases, self.keys.heartbeats, self.keys.queue_tokens],
+            keys=[self.keys.leases, self.keys.heartbeats, self.keys.queue_tokens, self.keys.solo],
             args=[
                 self.keys.job_prefix,
                 now_ts(),

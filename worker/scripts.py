@@ -11,127 +11,213 @@ Job hashes carry internal fields besides the public ones: `cache_key`,
 operator can requeue a job that failed or expired).
 """
 
-# The job index (`GET /jobs`): sorted sets of job ids scored by creation time, one of
-# every job, one per owner and one per status, kept in the same scripts that change a
-# job, so listing never scans. `<ns>:jobs:` is derived from the job key prefix `<ns>:job:`.
+# The job index (`GET /jobs`): sorted sets of job ids scored by creation time. Every job
+# goes into `<ns>:jobs:all` (and its owner's set) when it is created; a job that ends in a
+# rare state an operator hunts for (failed, expired, canceled) also goes into that
+# status's set. Common states (queued, running, succeeded) have no set of their own: it
+# cost Redis three writes per job and state change, while a listing by them can filter
+# the creation index (api/joblist.py). Entries older than the job TTL are pruned on
+# about one creation in 256 (chosen by the random job id) and when a listing reads a set.
 _INDEX = """
-local function index_new(job_prefix, id, created, owner, status, ttl)
-  local base = string.sub(job_prefix, 1, -5) .. 'jobs:'
-  local sets = {base .. 'all', base .. 'status:' .. status}
-  if owner ~= '' then table.insert(sets, base .. 'owner:' .. owner) end
-  for _, set in ipairs(sets) do
-    redis.call('ZADD', set, created, id)
-    -- Entries go with their records: nothing older than the job TTL stays listed.
-    redis.call('ZREMRANGEBYSCORE', set, '-inf', tonumber(created) - tonumber(ttl))
+local ENDED_INDEXED = {failed = true, expired = true, canceled = true}
+local function index_base(job_prefix)
+  return string.sub(job_prefix, 1, -5) .. 'jobs:'  -- '<ns>:job:' -> '<ns>:jobs:'
+end
+local function index_new(job_prefix, id, created, owner, ttl)
+  local base = index_base(job_prefix)
+  redis.call('ZADD', base .. 'all', created, id)
+  if owner ~= '' then redis.call('ZADD', base .. 'owner:' .. owner, created, id) end
+  if string.sub(id, -2) == '00' then
+    local cutoff = tonumber(created) - tonumber(ttl)
+    local sets = {base .. 'all'}
+    if owner ~= '' then table.insert(sets, base .. 'owner:' .. owner) end
+    for status in pairs(ENDED_INDEXED) do table.insert(sets, base .. 'status:' .. status) end
+    for _, set in ipairs(sets) do redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff) end
   end
 end
-local function restatus(job_prefix, id, from, to)
-  if from == to then return end
-  local base = string.sub(job_prefix, 1, -5) .. 'jobs:status:'
-  local created = redis.call('HGET', job_prefix .. id, 'created_at')
-  if from then redis.call('ZREM', base .. from, id) end
-  if created then redis.call('ZADD', base .. to, created, id) end
+local function index_ended(job_prefix, id, status, created)
+  if ENDED_INDEXED[status] and created then
+    redis.call('ZADD', index_base(job_prefix) .. 'status:' .. status, created, id)
+  end
 end
 """
 
-# KEYS: 1 job, 2 computation, 3 shared result ('-' if none), 4 model queue, 5 heartbeats,
-#       6 stats, 7 queue tokens, 8 arrival sequence, 9 queue index, 10 lease index,
-#       11 overlapping arrivals, 12 the intake pause flag, 13 the Idempotency-Key's
-#       record ('-' without one).
-# ARGV: 1 id, 2 model, 3 version, 4 priority, 5 now, 6 job ttl, 7 queue member,
-#       8 priority band, 9 next band (exclusive), 10 cacheable, 11 cache key,
-#       12 max depth ahead, 13 deadline_at ('' for none), 14 deadline seconds,
-#       15 heartbeat ttl, 16 owner ('' when open), 17 fingerprint of the request,
-#       18 where the input starts in the queue member (1-based, in bytes): stored with
-#       the job for requeue, cut out here rather than sent twice or matched in Lua.
-# Returns {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
+# Submit a batch of jobs in one call: the API sends every submit of one event-loop turn
+# together, so what all of them share (the pause flag, admission's view of the queues,
+# the arrival sequence, the tokens) is read and written once per call, not once per job.
+# Each job is answered from the shared cache, attached to an identical computation in
+# flight, or admitted and enqueued, exactly as if it had been submitted alone, in order.
+# KEYS: 1 heartbeats, 2 stats, 3 queue tokens, 4 arrival sequence, 5 queue index,
+#       6 lease index, 7 overlapping arrivals, 8 the intake pause flag; then 5 per job:
+#       its hash, its computation, the shared result ('-' if none), its model queue, its
+#       Idempotency-Key's record ('-' without one).
+# ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl; then 15 per job: id, model,
+#       version, priority, now, queue member, priority band, next band (exclusive),
+#       cacheable, cache key, deadline_at ('' for none), deadline seconds, owner ('' when
+#       open), fingerprint of the request, where the input starts in the queue member
+#       (1-based, in bytes: stored with the job for requeue, cut out here rather than
+#       sent twice).
+# Returns per job: {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
-# The leader's hash keeps its queue score, so a cancel can take the entry out.
+# A leader's hash keeps its queue score, so a cancel can take the entry out.
 SUBMIT = (
     _INDEX
     + """
-if redis.call('EXISTS', KEYS[12]) == 1 then  -- an operator paused intake
-  return {'rejected', 'paused', 0, 0, '0', '0'}
+local NK, NA = 5, 15
+local jobs = (#KEYS - 8) / NK
+local ttl, max_ahead, heartbeat_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local replies = {}
+if redis.call('EXISTS', KEYS[8]) == 1 then  -- an operator paused intake
+  for i = 1, jobs do replies[i] = {'rejected', 'paused', 0, 0, '0', '0'} end
+  return replies
 end
--- The same Idempotency-Key again: the job it made, never a second one (a different
--- request under the same key is refused).
-local seen = KEYS[13] ~= '-' and redis.call('GET', KEYS[13])
-if seen then
-  local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
-  if fingerprint ~= ARGV[17] then return {'rejected', 'idempotency_mismatch', 0, 0, '0', '0'} end
-  return {'existing', id}
+-- Admission's view, read on first need and kept up to date as this call enqueues:
+-- queued computations of each queue scored below a band boundary, each queue's cost
+-- per computation and time per batch, and how many consumers are live.
+local queue_list, known, counted, costs, runs, sizes = nil, {}, {}, {}, {}, {}
+local live, busy, seq, added, overlapping = nil, nil, nil, 0, 0
+local function load_queues()
+  if queue_list then return end
+  queue_list = redis.call('SMEMBERS', KEYS[5])
+  for _, queue in ipairs(queue_list) do known[queue] = true end
 end
-local function create(status, extra)
-  if KEYS[13] ~= '-' then  -- only once the job exists: a refused request may be retried
-    redis.call('SET', KEYS[13], ARGV[1] .. ' ' .. ARGV[17], 'EX', ARGV[6])
-  end
-  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', status, 'model', ARGV[2],
-    'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
-    'attempts', 0, 'cached', extra.cached or '0', 'cache_key', ARGV[11], 'owner', ARGV[16],
-    'input', string.sub(ARGV[7], tonumber(ARGV[18])))
-  if extra.result then
-    redis.call('HSET', KEYS[1], 'result', extra.result, 'started_at', ARGV[5],
-      'finished_at', ARGV[5])
-  end
-  if ARGV[13] ~= '' and not extra.result then
-    redis.call('HSET', KEYS[1], 'deadline_at', ARGV[13])
-  end
-  redis.call('EXPIRE', KEYS[1], ARGV[6])
-  index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[16], status,
-    ARGV[6])
+local function below(queue, bound)
+  local per = counted[bound]
+  if not per then per = {}; counted[bound] = per end
+  if per[queue] == nil then per[queue] = redis.call('ZCOUNT', queue, '-inf', '(' .. bound) end
+  return per[queue]
 end
-if ARGV[10] == '1' then
-  local hit = redis.call('GET', KEYS[3])
-  if hit then
-    create('succeeded', {cached = '1', result = hit})
-    return {'cached', hit}
+local function stat(cache, field, queue)
+  if cache[queue] == nil then
+    cache[queue] = tonumber(redis.call('HGET', KEYS[2], field .. queue) or '0')
   end
-  if redis.call('EXISTS', KEYS[2]) == 1 then
-    redis.call('RPUSH', KEYS[2], ARGV[1])
-    create('queued', {})
+  return cache[queue]
+end
+local function consumers(now)
+  if live == nil then
+    live = redis.call('ZCOUNT', KEYS[1], tonumber(now) - heartbeat_ttl, '+inf')
+  end
+  return live
+end
+-- Every queued computation of any model scored below the next band (this priority or
+-- higher) runs before a new one; each costs its model's measured time per computation.
+local function ahead_of(bound)
+  load_queues()
+  local ahead, work_ms = 0, 0
+  for _, queue in ipairs(queue_list) do
+    local n = below(queue, bound)
+    if n > 0 then
+      ahead = ahead + n
+      work_ms = work_ms + n * stat(costs, 'cost:', queue)
+    end
+  end
+  return ahead, work_ms
+end
+local function note_enqueued(queue, score)
+  if not known[queue] then
+    known[queue] = true
+    table.insert(queue_list, queue)
+    redis.call('SADD', KEYS[5], queue)
+  end
+  for bound, per in pairs(counted) do
+    if per[queue] ~= nil and score < tonumber(bound) then per[queue] = per[queue] + 1 end
+  end
+end
+local function create(j, status, fields)
+  if j.idem ~= '-' then  -- only once the job exists: a refused request may be retried
+    redis.call('SET', j.idem, j.id .. ' ' .. j.fingerprint, 'EX', ttl)
+  end
+  local call = {'HSET', j.key, 'id', j.id, 'status', status, 'model', j.model,
+    'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'attempts', 0,
+    'cached', fields.cached or '0', 'cache_key', j.cache_key, 'owner', j.owner,
+    'input', string.sub(j.member, tonumber(j.input_at))}
+  for name, value in pairs(fields) do
+    if name ~= 'cached' then
+      table.insert(call, name)
+      table.insert(call, value)
+    end
+  end
+  redis.call(unpack(call))
+  redis.call('EXPIRE', j.key, ttl)
+  index_new(string.sub(j.key, 1, #j.key - #j.id), j.id, j.now, j.owner, ttl)
+end
+local function submit(j)
+  -- The same Idempotency-Key again: the job it made, never a second one (a different
+  -- request under the same key is refused).
+  local seen = j.idem ~= '-' and redis.call('GET', j.idem)
+  if seen then
+    local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
+    if fingerprint ~= j.fingerprint then
+      return {'rejected', 'idempotency_mismatch', 0, 0, '0', '0'}
+    end
+    return {'existing', id}
+  end
+  if j.cacheable == '1' then
+    local hit = redis.call('GET', j.result_key)
+    if hit then
+      create(j, 'succeeded', {cached = '1', result = hit, started_at = j.now,
+        finished_at = j.now})
+      return {'cached', hit}
+    end
+  end
+  -- Join the computation first: a longer list means an identical one is in flight.
+  if redis.call('RPUSH', j.computation, j.id) > 1 and j.cacheable == '1' then
+    create(j, 'queued', {})
     return {'attached'}
   end
+  -- Admission: only a new computation adds work.
+  local ahead, work_ms = ahead_of(j.next_band)
+  if ahead >= max_ahead then
+    redis.call('RPOP', j.computation)
+    return {'rejected', 'queue_full', ahead, consumers(j.now), tostring(work_ms), '0'}
+  end
+  if j.deadline_at ~= '' then
+    -- The deadline is the whole budget: the wait ahead plus this model's own run.
+    local n, run_ms = consumers(j.now), stat(runs, 'run:', j.queue)
+    if n == 0 or work_ms / n + run_ms > tonumber(j.deadline_s) * 1000 then
+      redis.call('RPOP', j.computation)
+      return {'rejected', 'deadline', ahead, n, tostring(work_ms), tostring(run_ms)}
+    end
+  end
+  redis.call('EXPIRE', j.computation, ttl)
+  seq = (seq or tonumber(redis.call('GET', KEYS[4]) or '0')) + 1
+  added = added + 1
+  -- Arrivals while other work is queued or running are what delayed batching can
+  -- gather; a lone client's never are.
+  if sizes[j.queue] == nil then sizes[j.queue] = redis.call('ZCARD', j.queue) end
+  if busy == nil then busy = redis.call('SCARD', KEYS[6]) > 0 end
+  if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
+  local score = string.format('%.0f', tonumber(j.band) + seq)
+  local fields = {score = score}
+  if j.deadline_at ~= '' then fields.deadline_at = j.deadline_at end
+  create(j, 'queued', fields)
+  redis.call('ZADD', j.queue, score, j.member)
+  sizes[j.queue] = sizes[j.queue] + 1
+  load_queues()
+  note_enqueued(j.queue, tonumber(score))
+  return {'enqueued'}
 end
--- Admission: only a new computation adds work. Every queued computation of any model
--- scored below the next band (this priority or higher) runs before this one; each
--- costs its model's measured time per computation (`cost:<queue>` in stats).
-local ahead, work_ms = 0, 0
-for _, queue in ipairs(redis.call('SMEMBERS', KEYS[9])) do
-  local n = redis.call('ZCOUNT', queue, '-inf', '(' .. ARGV[9])
-  if n > 0 then
-    ahead = ahead + n
-    work_ms = work_ms + n * tonumber(redis.call('HGET', KEYS[6], 'cost:' .. queue) or '0')
+for i = 1, jobs do
+  local k, a = 8 + (i - 1) * NK, 3 + (i - 1) * NA
+  replies[i] = submit({
+    key = KEYS[k + 1], computation = KEYS[k + 2], result_key = KEYS[k + 3],
+    queue = KEYS[k + 4], idem = KEYS[k + 5],
+    id = ARGV[a + 1], model = ARGV[a + 2], version = ARGV[a + 3], priority = ARGV[a + 4],
+    now = ARGV[a + 5], member = ARGV[a + 6], band = ARGV[a + 7], next_band = ARGV[a + 8],
+    cacheable = ARGV[a + 9], cache_key = ARGV[a + 10], deadline_at = ARGV[a + 11],
+    deadline_s = ARGV[a + 12], owner = ARGV[a + 13], fingerprint = ARGV[a + 14],
+    input_at = ARGV[a + 15]})
+end
+if added > 0 then
+  redis.call('INCRBY', KEYS[4], added)
+  if overlapping > 0 then redis.call('INCRBY', KEYS[7], overlapping) end
+  for first = 1, added, 1000 do
+    local ones = {}
+    for _ = first, math.min(added, first + 999) do table.insert(ones, '1') end
+    redis.call('RPUSH', KEYS[3], unpack(ones))
   end
 end
-local function consumers()
-  return redis.call('ZCOUNT', KEYS[5], tonumber(ARGV[5]) - tonumber(ARGV[15]), '+inf')
-end
-if ahead >= tonumber(ARGV[12]) then
-  return {'rejected', 'queue_full', ahead, consumers(), tostring(work_ms), '0'}
-end
-if ARGV[13] ~= '' then
-  -- The deadline is the whole budget: the wait ahead plus this model's own run.
-  local live = consumers()
-  local run_ms = tonumber(redis.call('HGET', KEYS[6], 'run:' .. KEYS[4]) or '0')
-  if live == 0 or work_ms / live + run_ms > tonumber(ARGV[14]) * 1000 then
-    return {'rejected', 'deadline', ahead, live, tostring(work_ms), tostring(run_ms)}
-  end
-end
-redis.call('RPUSH', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[2], ARGV[6])
-create('queued', {})
-local seq = redis.call('INCR', KEYS[8])
--- Arrivals while other work is queued or running are what delayed batching can gather;
--- a lone client's never are.
-if redis.call('ZCARD', KEYS[4]) > 0 or redis.call('SCARD', KEYS[10]) > 0 then
-  redis.call('INCR', KEYS[11])
-end
-local score = string.format('%.0f', tonumber(ARGV[8]) + seq)
-redis.call('ZADD', KEYS[4], score, ARGV[7])
-redis.call('HSET', KEYS[1], 'score', score)
-redis.call('SADD', KEYS[9], KEYS[4])
-redis.call('RPUSH', KEYS[7], '1')
-return {'enqueued'}
+return replies
 """
 )
 
@@ -148,7 +234,8 @@ return {'enqueued'}
 # Retries whose back-off has passed move from the delayed set to their queues first.
 # With ARGV[7] set, takes more from that queue into the lease the holder already has.
 # KEYS: 1 queue tokens, 2 lease index, 3 this holder's lease, 4 huey's queue,
-#       5 overlapping arrivals, 6 heartbeats, 7 delayed retries, 8.. the model queues.
+#       5 overlapping arrivals, 6 heartbeats, 7 delayed retries, 8 leaders to run alone,
+#       9.. the model queues.
 # ARGV: 1 worker id, 2 priority band width, 3 job key prefix, 4 expired-error json,
 #       5 done channel, 6 heartbeat ttl, 7 queue number to add to ('' to choose),
 #       8 standing-queue age in seconds (0: always FIFO), then per queue: target size,
@@ -159,7 +246,8 @@ return {'enqueued'}
 TAKE = (
     _INDEX
     + """
-local nq = #KEYS - 7
+local Q = 8  -- KEYS[Q + i] is model queue i
+local nq = #KEYS - Q
 -- The server's clock: the caller's was read before the BLPOP that may have blocked.
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -171,22 +259,25 @@ for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 
   redis.call('RPUSH', KEYS[1], '1')
 end
 local chosen = tonumber(ARGV[7])
+local others = nil  -- whether another served queue holds work, when the head scan tells
 if not chosen then
   local task = redis.call('ZPOPMIN', KEYS[4])
   if #task > 0 then return {'task', task[1]} end
-  local best
+  local best, heads = nil, 0
   for i = 1, nq do
-    local head = redis.call('ZRANGE', KEYS[7 + i], 0, 0, 'WITHSCORES')
-    if #head > 0 and (not best or tonumber(head[2]) < best) then
-      chosen, best = i, tonumber(head[2])
+    local head = redis.call('ZRANGE', KEYS[Q + i], 0, 0, 'WITHSCORES')
+    if #head > 0 then
+      heads = heads + 1
+      if not best or tonumber(head[2]) < best then chosen, best = i, tonumber(head[2]) end
     end
   end
   if not chosen then
     redis.call('DEL', KEYS[1])  -- nothing queued, so every token is stale
     return false
   end
+  others = heads > 1 and 1 or 0
 end
-local queue = KEYS[7 + chosen]
+local queue = KEYS[Q + chosen]
 local want, run_s = tonumber(ARGV[7 + 2 * chosen]), tonumber(ARGV[8 + 2 * chosen])
 local function leader_of(member)
   local first = string.find(member, '\\n', 1, true)
@@ -202,64 +293,73 @@ if standing > 0 then
     newest_below = '(' .. string.format('%.0f', band + band_width)
   end
 end
-local function pop()
-  if not newest_below then return redis.call('ZPOPMIN', queue) end
-  local top = redis.call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1,
+-- Up to `n` entries from the front: lowest scores (FIFO), or newest in the head's band.
+local function pop(n)
+  if not newest_below then return redis.call('ZPOPMIN', queue, n) end
+  local top = redis.call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
     'WITHSCORES')
-  if #top > 0 then redis.call('ZREM', queue, top[1]) end
+  for i = 1, #top, 2 do redis.call('ZREM', queue, top[i]) end
   return top
 end
-local members, started, expired, expired_ids = {}, {}, {}, {}
-local popped = 0
-while #members < want and popped < 4 * want + 16 do
-  local head = pop()
-  if #head == 0 then break end
-  popped = popped + 1
-  local member, score = head[1], head[2]
-  -- A computation that was in a batch that ran out of time runs alone from now on.
-  local solo = redis.call('HGET', ARGV[3] .. leader_of(member), 'solo') == '1'
-  if solo and #members > 0 then
-    redis.call('ZADD', queue, score, member)
-    popped = popped - 1
-    break
-  end
-  local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
-  local live = 0
-  for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-    local key = ARGV[3] .. id
-    local status, prio, created, due, attempts = unpack(redis.call('HMGET', key, 'status',
-      'priority', 'created_at', 'deadline_at', 'attempts'))
-    if status == 'queued' and due and tonumber(due) <= now + run_s then
-      redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
-      restatus(ARGV[3], id, 'queued', 'expired')
-      for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
-      table.insert(expired_ids, id)
-    elseif status == 'queued' then
-      redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
-        'attempts', tonumber(attempts or '0') + 1)
-      restatus(ARGV[3], id, 'queued', 'running')
-      for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
-      live = live + 1
+-- Leaders of computations that were in a batch that ran out of time: each runs alone.
+local any_solo = redis.call('EXISTS', KEYS[8]) == 1
+local members, started, expired, expired_ids, entries = {}, {}, {}, {}, {}
+local popped, done = 0, false
+while not done and #members < want and popped < 4 * want + 16 do
+  local heads = pop(want - #members)
+  if #heads == 0 then break end
+  for h = 1, #heads, 2 do
+    local member, score = heads[h], heads[h + 1]
+    local solo = any_solo and redis.call('SISMEMBER', KEYS[8], leader_of(member)) == 1
+    if done or (solo and #members > 0) then
+      redis.call('ZADD', queue, score, member)  -- not this batch's: back where it was
+      done = true
+    else
+      popped = popped + 1
+      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+      local live = 0
+      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+        local key = ARGV[3] .. id
+        local status, prio, created, due, attempts = unpack(redis.call('HMGET', key, 'status',
+          'priority', 'created_at', 'deadline_at', 'attempts'))
+        if status == 'queued' and due and tonumber(due) <= now + run_s then
+          redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
+          index_ended(ARGV[3], id, 'expired', created)
+          for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
+          table.insert(expired_ids, id)
+        elseif status == 'queued' then
+          redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
+            'attempts', tonumber(attempts or '0') + 1)
+          for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
+          live = live + 1
+        end
+      end
+      if live > 0 then
+        for _, v in ipairs({queue, score, member}) do table.insert(entries, v) end
+        table.insert(members, member)
+        if solo then
+          redis.call('SREM', KEYS[8], leader_of(member))  -- it runs alone now
+          done = true
+        end
+      else
+        redis.call('DEL', computation)  -- every job on it was canceled or expired
+      end
     end
   end
-  if live > 0 then
-    if #members == 0 and redis.call('EXISTS', KEYS[3]) == 0 then
-      redis.call('RPUSH', KEYS[3], ARGV[1])
-    end
-    redis.call('RPUSH', KEYS[3], queue, score, member)
-    table.insert(members, member)
-  else
-    redis.call('DEL', computation)  -- every job on it was canceled or expired
-  end
-  if solo and live > 0 then break end
 end
-if #members > 0 then redis.call('SADD', KEYS[2], KEYS[3]) end
+if #members > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then table.insert(entries, 1, ARGV[1]) end
+  redis.call('RPUSH', KEYS[3], unpack(entries))
+  redis.call('SADD', KEYS[2], KEYS[3])
+end
 -- The BLPOP took one token for the first computation; drop those of the others.
 local extra = popped - (ARGV[7] == '' and 1 or 0)
 if extra > 0 then redis.call('LPOP', KEYS[1], extra) end
-local others = 0
-for i = 1, nq do
-  if i ~= chosen and redis.call('ZCARD', KEYS[7 + i]) > 0 then others = 1 end
+if others == nil then
+  others = 0
+  for i = 1, nq do
+    if i ~= chosen and redis.call('ZCARD', KEYS[Q + i]) > 0 then others = 1 end
+  end
 end
 if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
 local busy = redis.call('SCARD', KEYS[2])
@@ -278,8 +378,7 @@ redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'succeeded', 'model', ARGV[
   'started_at', ARGV[5], 'finished_at', ARGV[5], 'attempts', 0, 'cached', '1',
   'result', ARGV[7], 'cache_key', ARGV[8], 'owner', ARGV[9])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[9], 'succeeded',
-  ARGV[6])
+index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[9], ARGV[6])
 return 1
 """
 )
@@ -312,12 +411,12 @@ CANCEL = (
     _INDEX
     + _DROP_IF_DEAD
     + """
-local status, owner, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
-  'owner', 'model', 'model_version', 'cache_key'))
+local status, owner, model, version, cache_key, created = unpack(redis.call('HMGET', KEYS[1],
+  'status', 'owner', 'model', 'model_version', 'cache_key', 'created_at'))
 if not status or (owner or '') ~= ARGV[4] then return 'missing' end
 if status ~= 'queued' then return status end
 redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
-restatus(ARGV[7], ARGV[3], 'queued', 'canceled')
+index_ended(ARGV[7], ARGV[3], 'canceled', created)
 drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 'ok'
@@ -330,11 +429,11 @@ EXPIRE_DUE = (
     _INDEX
     + _DROP_IF_DEAD
     + """
-local status, due, model, version, cache_key = unpack(redis.call('HMGET', KEYS[1], 'status',
-  'deadline_at', 'model', 'model_version', 'cache_key'))
+local status, due, model, version, cache_key, created = unpack(redis.call('HMGET', KEYS[1],
+  'status', 'deadline_at', 'model', 'model_version', 'cache_key', 'created_at'))
 if status ~= 'queued' or not due or tonumber(due) > tonumber(ARGV[1]) then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[8])
-restatus(ARGV[7], ARGV[3], 'queued', 'expired')
+index_ended(ARGV[7], ARGV[3], 'expired', created)
 drop_if_dead(ARGV[3], model, version, cache_key)
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
@@ -382,7 +481,6 @@ for c = 9, #ARGV, 5 do
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
       if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
         redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
-        restatus(ARGV[1], id, 'running', 'queued')
       end
     end
     redis.call('ZADD', KEYS[5], due,
@@ -390,8 +488,8 @@ for c = 9, #ARGV, 5 do
   else
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
       local key = ARGV[1] .. id
-      local old, prio, started, attempts, cache_key = unpack(redis.call('HMGET', key,
-        'status', 'priority', 'started_at', 'attempts', 'cache_key'))
+      local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
+        'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
       if old == 'queued' or old == 'running' then
         started = started or ARGV[2]
         local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
@@ -401,7 +499,7 @@ for c = 9, #ARGV, 5 do
         record[outcome] = value
         redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
           outcome, value)
-        restatus(ARGV[1], id, old, status)
+        index_ended(ARGV[1], id, status, created)
         table.insert(records, record)
         for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
       end
@@ -416,10 +514,10 @@ redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
 -- Recent cost per computation and time per batch of this queue, exponentially
 -- weighted means, for admission and for a worker's start-or-expire decision.
-for field, value in pairs({['cost:' .. KEYS[4]] = ARGV[5], ['run:' .. KEYS[4]] = ARGV[6]}) do
-  local old = tonumber(redis.call('HGET', KEYS[3], field) or value)
-  redis.call('HSET', KEYS[3], field, tostring(old * 0.8 + tonumber(value) * 0.2))
-end
+local cost, run = unpack(redis.call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:' .. KEYS[4]))
+local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 + value * 0.2) end
+redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
+  'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
 if #records > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
 return settled
 """
@@ -465,14 +563,14 @@ if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
 local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local function settle(id, key)
-  local status, attempts = unpack(redis.call('HMGET', key, 'status', 'attempts'))
+  local status, attempts, created = unpack(redis.call('HMGET', key, 'status', 'attempts',
+    'created_at'))
   if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
     redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
-    restatus(ARGV[1], id, status, 'failed')
+    index_ended(ARGV[1], id, 'failed', created)
     table.insert(failed, id)
   elseif status == 'running' or status == 'queued' then
     redis.call('HSET', key, 'status', 'queued')
-    restatus(ARGV[1], id, status, 'queued')
     table.insert(requeued, id)
     return true
   end
@@ -496,7 +594,7 @@ return {requeued, failed}
 # with `timeout` (unless its model opted in to retries and attempts are left); a batch
 # of several goes back to the queue (old scores) with every job marked to run alone, so
 # only the computation that hangs fails next time.
-# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
+# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens, 4 leaders to run alone.
 # ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id,
 #       6 attempts allowed, 7.. models that retry a timed-out job.
 # Returns {failed: flat id, model, priority; requeued job ids}.
@@ -512,18 +610,21 @@ for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if entries[1] == ARGV[5] then
     local alone = #entries == 4
     local function settle(id, key)
-      local status, model, prio, attempts = unpack(redis.call('HMGET', key, 'status',
-        'model', 'priority', 'attempts'))
+      local status, model, prio, attempts, created = unpack(redis.call('HMGET', key, 'status',
+        'model', 'priority', 'attempts', 'created_at'))
       if status ~= 'running' and status ~= 'queued' then return false end
       local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
       if alone and not retry then
         redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
-        restatus(ARGV[1], id, status, 'failed')
+        index_ended(ARGV[1], id, 'failed', created)
         for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
         return false
       end
-      redis.call('HSET', key, 'status', 'queued', 'solo', alone and '0' or '1')
-      restatus(ARGV[1], id, status, 'queued')
+      redis.call('HSET', key, 'status', 'queued')
+      if not alone then
+        redis.call('SADD', KEYS[4], id)
+        redis.call('EXPIRE', KEYS[4], 86400)  -- a leader that never runs again goes too
+      end
       table.insert(requeued, id)
       return true
     end
@@ -560,17 +661,18 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     for _, member in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
       local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
       for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-        if redis.call('HGET', ARGV[1] .. id, 'status') == 'queued' then
+        local status, created = unpack(redis.call('HMGET', ARGV[1] .. id, 'status', 'created_at'))
+        if status == 'queued' then
           count = count + 1
           if #ids < 1000 then table.insert(ids, id) end
           if ARGV[6] ~= '1' then
             if ARGV[8] == '' then
               redis.call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
-              restatus(ARGV[1], id, 'queued', 'canceled')
+              index_ended(ARGV[1], id, 'canceled', created)
             else
               redis.call('HSET', ARGV[1] .. id, 'status', 'failed', 'finished_at', ARGV[2],
                 'error', ARGV[8])
-              restatus(ARGV[1], id, 'queued', 'failed')
+              index_ended(ARGV[1], id, 'failed', created)
             end
           end
         end

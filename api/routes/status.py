@@ -14,7 +14,7 @@ from api.auth import CallerDep
 from api.schemas import ErrorBody
 from api.services import ServicesDep
 from core.history import BUCKET_S
-from core.jobs import JobStatus
+from core.jobs import INDEXED_STATUSES
 
 router = APIRouter(tags=["status"])
 ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorBody}, 429: {"model": ErrorBody}}
@@ -48,7 +48,8 @@ class Status(BaseModel):
     consumers: list[Consumer]
     paused: bool
     jobs_last_minute: dict[str, int] = Field(
-        description="jobs created in the last 60 s, by their status now"
+        description="jobs created in the last 60 s (`created`), and how many of them have "
+        "ended failed, expired or canceled"
     )
 
 
@@ -72,9 +73,13 @@ async def status(services: ServicesDep, caller: CallerDep) -> Status:
     redis, keys = services.redis, services.keys
     queues = await overview.queue_states(redis, keys)
     since = time.time() - 60
+    # The job index has a set for every job and one per rare end (core.jobs.INDEXED_STATUSES).
+    counted = {"created": keys.job_index()} | {
+        state.value: keys.job_index(status=state.value) for state in sorted(INDEXED_STATUSES)
+    }
     async with redis.pipeline(transaction=False) as pipe:
-        for state in JobStatus:
-            pipe.zcount(keys.job_index(status=state.value), since, "+inf")
+        for index in counted.values():
+            pipe.zcount(index, since, "+inf")
         counts = await pipe.execute()
     live = await overview.consumers(redis, keys, services.settings.heartbeat_ttl_s)
     ages = [q.oldest_age_s for q in queues if q.oldest_age_s is not None]
@@ -94,7 +99,7 @@ async def status(services: ServicesDep, caller: CallerDep) -> Status:
         consumers=[_consumer(about) for about in live],
         paused=await Controls(redis, keys).paused_by() is not None,
         jobs_last_minute={
-            state.value: count for state, count in zip(JobStatus, counts, strict=True) if count
+            name: count for name, count in zip(counted, counts, strict=True) if count
         },
     )
 
