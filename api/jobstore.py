@@ -24,7 +24,6 @@ from core.errors import (
 from core.jobs import BAND_WIDTH, DEADLINE_EXCEEDED, JobRecord, JobStatus, Priority, now_ts
 from core.keys import RedisKeys
 from worker import scripts
-from worker.payload import Computation
 
 PAUSED_RETRY_S = 5
 
@@ -87,9 +86,6 @@ class JobStore:
         result_key = (
             self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
         )
-        member = Computation(
-            self._keys.computation(computation), job.id, result_key, job.input_json
-        ).member()
         band = job.priority.band
         reply = await self._submit(
             keys=[
@@ -105,7 +101,7 @@ class JobStore:
                 job.model_version,
                 job.priority.value,
                 created,
-                member,
+                job.input_json,
                 band,
                 band + BAND_WIDTH,
                 "1" if result_key else "0",
@@ -114,7 +110,6 @@ class JobStore:
                 job.deadline_s or 0,
                 job.owner,
                 job.idempotency[1] if job.idempotency else "",
-                len(member.encode()) - len(job.input_json.encode()) + 1,
             ],
         )
         route = reply[0].decode()

@@ -12,7 +12,6 @@ from api.decode import text
 from core.history import BUCKET_S, RETENTION_S, bucket_of, summarize
 from core.jobs import BAND_WIDTH, Priority
 from core.keys import RedisKeys
-from worker.payload import Computation
 
 PATHS = ("queued", "direct")
 
@@ -37,7 +36,7 @@ async def queue_states(redis: Redis, keys: RedisKeys) -> list[QueueState]:
             pipe.zrangebyscore(queue, low, high, start=0, num=1)
         replies = await pipe.execute()
     counts, heads = replies[::2], replies[1::2]
-    leaders = [Computation.from_member(h[0]).leader if h else None for h in heads]
+    leaders = [text(h[0]) if h else None for h in heads]  # a queue member is its leader's id
     async with redis.pipeline(transaction=False) as pipe:
         for leader in leaders:
             if leader:

@@ -132,19 +132,27 @@ class WorkSource:
         ]
 
     def _parse(self, reply: list[Any], lease: str) -> Taken:
-        _, number, members, started, expired, others, busy, live, seq = reply
+        _, number, flat, started, expired, others, busy, live, seq = reply
         queue = self.queues[int(number) - 1]
         batch = None
-        if members:
+        if flat:
             batch = Batch(
                 queue,
                 lease,
-                [Computation.from_member(m) for m in members],
+                self._computations([v.decode() for v in flat]),
                 _triples(started),
                 others_queued=bool(others),
                 others_idle=int(busy) < int(live),
             )
         return Taken(queue, batch, _triples(expired), int(seq))
+
+    def _computations(self, flat: list[str]) -> list[Computation]:
+        """TAKE's key, leader, cache key, input per computation, as Computations."""
+        found = []
+        for key, leader, cache_key, input_json in zip(*[iter(flat)] * 4, strict=True):
+            result_key = self.keys.result(cache_key) if cache_key else ""
+            found.append(Computation(key, leader, result_key, input_json))
+        return found
 
 
 def _triples(flat: list[bytes]) -> list[tuple[str, str, str]]:

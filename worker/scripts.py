@@ -4,11 +4,12 @@ A computation is the list of job ids attached to one model run
 (`RedisKeys.computation`): identical in-flight requests join the list
 instead of enqueueing again, and the worker settles every job on it.
 Each model version has its own queue (`RedisKeys.queue`), a sorted set whose
-members are `computation \n leader \n result key \n input JSON` (plain data: a
-consumer never unpickles job data) scored `priority band + arrival number`.
-Job hashes carry internal fields besides the public ones: `cache_key`,
-`worker`, `owner`, `deadline_at` (epoch seconds) and `input` (its JSON, so an
-operator can requeue a job that failed or expired).
+members are the computations' leaders (the job id that enqueued it) scored
+`priority band + arrival number`. A short member keeps the queue cheap to write; the
+rest is in the leader's hash. Job hashes carry internal fields besides the public
+ones: `cache_key` (so the computation's key), `worker`, `owner`, `deadline_at` (epoch
+seconds) and `input` (its JSON: what the model runs on, and what an operator requeues
+when a job failed or expired). Plain data throughout: a consumer never unpickles job data.
 """
 
 # The job index (`GET /jobs`): sorted sets of job ids scored by creation time. Every job
@@ -35,6 +36,15 @@ local function index_new(job_prefix, id, created, owner, ttl)
     for _, set in ipairs(sets) do redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff) end
   end
 end
+-- A computation's key from its leader's cache key (`<ns>:inflight:<cache key>`, or
+-- `<ns>:inflight:job:<leader>` for a model whose answers are not shared); nil if the
+-- leader's record is gone.
+local function computation_of(job_prefix, leader, cache_key)
+  if cache_key == nil then cache_key = redis.call('HGET', job_prefix .. leader, 'cache_key') end
+  if not cache_key then return nil end
+  local key = cache_key ~= '' and cache_key or 'job:' .. leader
+  return string.sub(job_prefix, 1, -5) .. 'inflight:' .. key  -- '<ns>:job:' -> '<ns>:'
+end
 local function index_ended(job_prefix, id, status, created)
   if ENDED_INDEXED[status] and created then
     redis.call('ZADD', index_base(job_prefix) .. 'status:' .. status, created, id)
@@ -51,19 +61,17 @@ end
 #       6 lease index, 7 overlapping arrivals, 8 the intake pause flag; then 5 per job:
 #       its hash, its computation, the shared result ('-' if none), its model queue, its
 #       Idempotency-Key's record ('-' without one).
-# ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl; then 15 per job: id, model,
-#       version, priority, now, queue member, priority band, next band (exclusive),
+# ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl; then 14 per job: id, model,
+#       version, priority, now, input JSON, priority band, next band (exclusive),
 #       cacheable, cache key, deadline_at ('' for none), deadline seconds, owner ('' when
-#       open), fingerprint of the request, where the input starts in the queue member
-#       (1-based, in bytes: stored with the job for requeue, cut out here rather than
-#       sent twice).
+#       open), fingerprint of the request.
 # Returns per job: {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
 # A leader's hash keeps its queue score, so a cancel can take the entry out.
 SUBMIT = (
     _INDEX
     + """
-local NK, NA = 5, 15
+local NK, NA = 5, 14
 local jobs = (#KEYS - 8) / NK
 local ttl, max_ahead, heartbeat_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local replies = {}
@@ -130,7 +138,7 @@ local function create(j, status, fields)
   local call = {'HSET', j.key, 'id', j.id, 'status', status, 'model', j.model,
     'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'attempts', 0,
     'cached', fields.cached or '0', 'cache_key', j.cache_key, 'owner', j.owner,
-    'input', string.sub(j.member, tonumber(j.input_at))}
+    'input', j.input}
   for name, value in pairs(fields) do
     if name ~= 'cached' then
       table.insert(call, name)
@@ -191,7 +199,7 @@ local function submit(j)
   local fields = {score = score}
   if j.deadline_at ~= '' then fields.deadline_at = j.deadline_at end
   create(j, 'queued', fields)
-  redis.call('ZADD', j.queue, score, j.member)
+  redis.call('ZADD', j.queue, score, j.id)
   sizes[j.queue] = sizes[j.queue] + 1
   load_queues()
   note_enqueued(j.queue, tonumber(score))
@@ -203,10 +211,9 @@ for i = 1, jobs do
     key = KEYS[k + 1], computation = KEYS[k + 2], result_key = KEYS[k + 3],
     queue = KEYS[k + 4], idem = KEYS[k + 5],
     id = ARGV[a + 1], model = ARGV[a + 2], version = ARGV[a + 3], priority = ARGV[a + 4],
-    now = ARGV[a + 5], member = ARGV[a + 6], band = ARGV[a + 7], next_band = ARGV[a + 8],
+    now = ARGV[a + 5], input = ARGV[a + 6], band = ARGV[a + 7], next_band = ARGV[a + 8],
     cacheable = ARGV[a + 9], cache_key = ARGV[a + 10], deadline_at = ARGV[a + 11],
-    deadline_s = ARGV[a + 12], owner = ARGV[a + 13], fingerprint = ARGV[a + 14],
-    input_at = ARGV[a + 15]})
+    deadline_s = ARGV[a + 12], owner = ARGV[a + 13], fingerprint = ARGV[a + 14]})
 end
 if added > 0 then
   redis.call('INCRBY', KEYS[4], added)
@@ -241,8 +248,9 @@ return replies
 #       8 standing-queue age in seconds (0: always FIFO), then per queue: target size,
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
-#   | {'batch', queue number, members, started, expired, others queued, busy, live, seq}
-#   where started and expired are flat lists of id, priority, created_at.
+#   | {'batch', queue number, computations, started, expired, others queued, busy, live, seq}
+#   where computations is a flat list of key, leader, cache key, input JSON, and started
+#   and expired are flat lists of id, priority, created_at.
 TAKE = (
     _INDEX
     + """
@@ -279,15 +287,11 @@ if not chosen then
 end
 local queue = KEYS[Q + chosen]
 local want, run_s = tonumber(ARGV[7 + 2 * chosen]), tonumber(ARGV[8 + 2 * chosen])
-local function leader_of(member)
-  local first = string.find(member, '\\n', 1, true)
-  return string.sub(member, first + 1, string.find(member, '\\n', first + 1, true) - 1)
-end
 local band_width, standing = tonumber(ARGV[2]), tonumber(ARGV[8])
 local newest_below
 if standing > 0 then
   local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
-  local created = head[1] and redis.call('HGET', ARGV[3] .. leader_of(head[1]), 'created_at')
+  local created = head[1] and redis.call('HGET', ARGV[3] .. head[1], 'created_at')
   if created and now - tonumber(created) > standing then
     local band = math.floor(tonumber(head[2]) / band_width) * band_width
     newest_below = '(' .. string.format('%.0f', band + band_width)
@@ -305,23 +309,31 @@ end
 local any_solo = redis.call('EXISTS', KEYS[8]) == 1
 local members, started, expired, expired_ids, entries = {}, {}, {}, {}, {}
 local popped, done = 0, false
-while not done and #members < want and popped < 4 * want + 16 do
-  local heads = pop(want - #members)
+while not done and #entries / 3 < want and popped < 4 * want + 16 do
+  local heads = pop(want - #entries / 3)
   if #heads == 0 then break end
   for h = 1, #heads, 2 do
-    local member, score = heads[h], heads[h + 1]
-    local solo = any_solo and redis.call('SISMEMBER', KEYS[8], leader_of(member)) == 1
-    if done or (solo and #members > 0) then
-      redis.call('ZADD', queue, score, member)  -- not this batch's: back where it was
+    local leader, score = heads[h], heads[h + 1]
+    local solo = any_solo and redis.call('SISMEMBER', KEYS[8], leader) == 1
+    if done or (solo and #entries > 0) then
+      redis.call('ZADD', queue, score, leader)  -- not this batch's: back where it was
       done = true
     else
       popped = popped + 1
-      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+      local fields = redis.call('HMGET', ARGV[3] .. leader, 'status', 'priority', 'created_at',
+        'deadline_at', 'attempts', 'cache_key', 'input')
+      local computation = computation_of(ARGV[3], leader, fields[6])
+      local input = fields[7]
       local live = 0
-      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+      for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
         local key = ARGV[3] .. id
-        local status, prio, created, due, attempts = unpack(redis.call('HMGET', key, 'status',
-          'priority', 'created_at', 'deadline_at', 'attempts'))
+        local status, prio, created, due, attempts = unpack(fields)
+        if id ~= leader then
+          local other = redis.call('HMGET', key, 'status', 'priority', 'created_at',
+            'deadline_at', 'attempts', 'input')
+          status, prio, created, due, attempts = unpack(other)
+          input = input or other[6]
+        end
         if status == 'queued' and due and tonumber(due) <= now + run_s then
           redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
           index_ended(ARGV[3], id, 'expired', created)
@@ -334,20 +346,20 @@ while not done and #members < want and popped < 4 * want + 16 do
           live = live + 1
         end
       end
-      if live > 0 then
-        for _, v in ipairs({queue, score, member}) do table.insert(entries, v) end
-        table.insert(members, member)
+      if live > 0 and input then
+        for _, v in ipairs({queue, score, leader}) do table.insert(entries, v) end
+        for _, v in ipairs({computation, leader, fields[6], input}) do table.insert(members, v) end
         if solo then
-          redis.call('SREM', KEYS[8], leader_of(member))  -- it runs alone now
+          redis.call('SREM', KEYS[8], leader)  -- it runs alone now
           done = true
         end
-      else
+      elseif computation then
         redis.call('DEL', computation)  -- every job on it was canceled or expired
       end
     end
   end
 end
-if #members > 0 then
+if #entries > 0 then
   if redis.call('EXISTS', KEYS[3]) == 0 then table.insert(entries, 1, ARGV[1]) end
   redis.call('RPUSH', KEYS[3], unpack(entries))
   redis.call('SADD', KEYS[2], KEYS[3])
@@ -529,16 +541,16 @@ return settled
 _RELEASE = """
 local function release(lease, entries, job_prefix, tokens, settle)
   for i = 2, #entries, 3 do
-    local queue, score, member = entries[i], entries[i + 1], entries[i + 2]
-    local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
+    local queue, score, leader = entries[i], entries[i + 1], entries[i + 2]
+    local computation = computation_of(job_prefix, leader)
     local again = false
-    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+    for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
       if settle(id, job_prefix .. id) then again = true end
     end
     if again then
-      redis.call('ZADD', queue, score, member)
+      redis.call('ZADD', queue, score, leader)
       redis.call('RPUSH', tokens, '1')
-    else
+    elseif computation then
       redis.call('DEL', computation)
     end
   end
@@ -658,9 +670,9 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local matches = ARGV[7] == '' or string.sub(queue, 1, #ARGV[7]) == ARGV[7]
   if ARGV[9] == '1' then matches = queue == ARGV[7] end
   if matches then
-    for _, member in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
-      local computation = string.sub(member, 1, string.find(member, '\\n', 1, true) - 1)
-      for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
+    for _, leader in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
+      local computation = computation_of(ARGV[1], leader)
+      for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
         local status, created = unpack(redis.call('HMGET', ARGV[1] .. id, 'status', 'created_at'))
         if status == 'queued' then
           count = count + 1
@@ -678,8 +690,8 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
         end
       end
       if ARGV[6] ~= '1' then
-        redis.call('ZREM', queue, member)
-        redis.call('DEL', computation)
+        redis.call('ZREM', queue, leader)
+        if computation then redis.call('DEL', computation) end
         redis.call('LPOP', KEYS[2])
       end
     end
