@@ -77,31 +77,34 @@ class JobRecord(BaseModel):
             model=fields["model"],
             model_version=fields["model_version"],
             priority=Priority(fields["priority"]),
-            result=_json_or_none(fields.get("result")),
-            error=_json_or_none(fields.get("error")),
+            **_outcome(fields),
             cached=fields.get("cached") == "1",
             attempts=int(fields.get("attempts", "0")),
             created_at=_time_or_none(fields.get("created_at")),
-            started_at=_time_or_none(fields.get("started_at")),
-            finished_at=_time_or_none(fields.get("finished_at")),
             requeued_as=fields.get("requeued_as"),
             requeued_from=fields.get("requeued_from"),
         )
 
     def updated(self, fields: dict[str, str]) -> JobRecord:
         """This record with the fields a worker published when it settled the job."""
-        base = {
-            "id": self.id,
-            "status": self.status.value,
-            "model": self.model,
-            "model_version": self.model_version,
-            "priority": self.priority.value,
-            "attempts": str(self.attempts),
-            "cached": "1" if self.cached else "0",
-        }
-        if self.created_at is not None:
-            base["created_at"] = f"{self.created_at.timestamp():.6f}"
-        return JobRecord.from_hash(base | fields)
+        changes = _outcome(fields)
+        if "status" in fields:
+            changes["status"] = JobStatus(fields["status"])
+        if "attempts" in fields:
+            changes["attempts"] = int(fields["attempts"])
+        # Copied, not validated again: every change is converted above.
+        return self.model_copy(update=changes)
+
+
+def _outcome(fields: dict[str, str]) -> dict[str, Any]:
+    """The result or error and the run's times, as record fields."""
+    error = _json_or_none(fields.get("error"))
+    return {
+        "result": _json_or_none(fields.get("result")),
+        "error": None if error is None else JobError(**error),
+        "started_at": _time_or_none(fields.get("started_at")),
+        "finished_at": _time_or_none(fields.get("finished_at")),
+    }
 
 
 DEADLINE_EXCEEDED = JobError(
