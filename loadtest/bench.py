@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import redis
 
-from loadtest import bench_batching, bench_shedding
+from loadtest import bench_batching, bench_redis_cost, bench_shedding
 from loadtest.config import LoadConfig
 from loadtest.report import StepResult, summarize
 from loadtest.runner import RESULTS, Architecture, architectures, run_architecture
@@ -176,6 +176,13 @@ class Bench:
     def batching(self) -> None:
         """Rows 7-15: batching on both paths and what the queue costs, wrk from outside."""
         self.results["7_batching"] = bench_batching.batching_rows(self.out, self.seconds(10))
+
+    def redis_cost(self) -> None:
+        """Rows 13-14 counted: redis-server instructions per job, under callgrind."""
+        if not bench_redis_cost.require_valgrind():
+            print("- redis instructions per job: SKIPPED, needs valgrind (Debian: valgrind)")
+            return
+        self.results["13_redis_instructions"] = bench_redis_cost.redis_cost_rows(self.out)
 
     def shedding(self) -> None:
         """Row 16: the load-shedding post's experiment, both paths, shipped settings."""
@@ -413,6 +420,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     if "7_batching" in r:
         lines += ["", "batching and queue cost (wrk, shipped settings):"]
         lines.append(bench_batching.table(r["7_batching"]))
+    if "13_redis_instructions" in r:
+        lines += ["", "redis-server instructions per job (callgrind; within ~1% run to run):"]
+        lines.append(bench_redis_cost.table(r["13_redis_instructions"]))
     if "16_shedding" in r:
         lines += ["", "the load-shedding post's experiment (burn 500 ms, 2 s client timeout):"]
         lines.append(bench_shedding.table(r["16_shedding"]))
@@ -425,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help="comma-separated subset: "
-        "overhead,throughput,efficiency,waiters,cache,overload,batching,shedding",
+        "overhead,throughput,efficiency,waiters,cache,overload,batching,rediscost,shedding",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -439,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "cache": bench.cache,
         "overload": bench.overload,
         "batching": bench.batching,
+        "rediscost": bench.redis_cost,
         "shedding": bench.shedding,
     }
     chosen = args.only.split(",") if args.only else list(steps)

@@ -49,7 +49,7 @@ class Taken:
     queue: ServedQueue
     batch: Batch | None
     expired: list[tuple[str, str, str]]
-    arrivals: int
+    arrivals: int  # the running count of overlapping arrivals; -1 when TAKE did not read it
 
 
 class WorkSource:

@@ -191,7 +191,8 @@ class ComputationRunner:
             batch.started += more.batch.started
 
     def _account(self, taken: Taken) -> None:
-        self.arrivals.update(taken.arrivals, time.monotonic())
+        if taken.arrivals >= 0:  # TAKE reads the count for a batch short of its target only
+            self.arrivals.update(taken.arrivals, time.monotonic())
         for job_id, priority, _ in taken.expired:
             log.info("job %s expired before it started", job_id)
             metrics.JOBS_FINISHED.labels(taken.queue.model, priority, "expired").inc()

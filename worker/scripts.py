@@ -250,7 +250,8 @@ return replies
 # Returns false | {'task', message}
 #   | {'batch', queue number, computations, started, expired, others queued, busy, live, seq}
 #   where computations is a flat list of key, leader, cache key, input JSON, and started
-#   and expired are flat lists of id, priority, created_at.
+#   and expired are flat lists of id, priority, created_at; busy, live and seq are 0, 0
+#   and -1 for a full batch.
 TAKE = (
     _INDEX
     + """
@@ -374,9 +375,14 @@ if others == nil then
   end
 end
 if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
-local busy = redis.call('SCARD', KEYS[2])
-local live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
-local seq = redis.call('GET', KEYS[5]) or '0'
+-- What delayed batching weighs (busy leases, live workers, the arrival count) matters
+-- only for a batch short of its target; a full one is dispatched at once.
+local busy, live_workers, seq = 0, 0, '-1'
+if #entries / 3 < want then
+  busy = redis.call('SCARD', KEYS[2])
+  live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
+  seq = redis.call('GET', KEYS[5]) or '0'
+end
 return {'batch', chosen, members, started, expired, others, busy, live_workers, seq}
 """
 )
@@ -468,7 +474,7 @@ FINISH = (
     _INDEX
     + """
 local records, settled = {}, {}
-local lease = redis.call('LRANGE', KEYS[1], 0, -1)
+local lease = nil  -- read only to put a computation back for a retry
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
 local function retry_at(computation)
   local ids, most, due = redis.call('LRANGE', computation, 0, -1), 0, nil
@@ -495,6 +501,7 @@ for c = 9, #ARGV, 5 do
         redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
       end
     end
+    lease = lease or redis.call('LRANGE', KEYS[1], 0, -1)
     redis.call('ZADD', KEYS[5], due,
       lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
   else

@@ -97,10 +97,14 @@ def test_the_index_never_outlives_the_records(redis_server: RedisServer, workdir
         live.client() as client,
     ):
         client.post("/jobs", json={"model": "echo", "input": {"n": unique()}})
-        assert len(client.get("/jobs").json()["jobs"]) == 1
+        canceled = client.post("/jobs", json={"model": "echo", "input": {"n": unique()}})
+        assert client.delete(f"/jobs/{canceled.json()['id']}").status_code == 200
+        assert len(client.get("/jobs").json()["jobs"]) == 2
+        assert len(client.get("/jobs", params={"status": "canceled"}).json()["jobs"]) == 1
         time.sleep(1.5)
         assert client.get("/jobs").json()["jobs"] == []
         assert client.get("/jobs", params={"status": "queued"}).json()["jobs"] == []
+        assert client.get("/jobs", params={"status": "canceled"}).json()["jobs"] == []
         redis = live.redis.client()
         assert redis.zcard(f"{live.namespace}:jobs:all") == 0
-        assert redis.zcard(f"{live.namespace}:jobs:status:queued") == 0
+        assert redis.zcard(f"{live.namespace}:jobs:status:canceled") == 0
