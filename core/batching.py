@@ -24,6 +24,15 @@ EFFICIENCY_SLACK = 0.1
 LATENCY_FACTOR = 2.0
 LATENCY_SLACK_S = 0.005
 DECAY = 0.95  # weight of history in the cost fit: about the last 20 batches count
+# Probing: a fit is a line through the sizes it has seen; once every batch has the same
+# size, new calls only pin its height, never its slope, so a slope misjudged on a busy
+# machine (a second call that happened to be slow reads as "all cost is per input")
+# would keep batches at that size forever. So after `probe_every` batches the next may be
+# twice the fitted size (when that many are waiting). A probe that costs what the fit
+# predicts doubles the interval, up to PROBE_MOST (a truly per-input model pays one
+# doubled call in 64); one that costs less than predicted starts it over at PROBE_FIRST.
+PROBE_FIRST, PROBE_MOST = 2, 64
+PROBE_CHEAPER = 0.8  # a probe is news when it costs under this share of the prediction
 
 
 @dataclass
@@ -77,19 +86,45 @@ class BatchPolicy:
     max_wait_s: float
     cost: CostFit = field(default_factory=CostFit)
     largest_seen: int = 0
+    since_probe: int = 0  # batches since the last one bigger than the fitted size
+    probe_every: int = PROBE_FIRST
 
     def observe(self, size: int, seconds: float) -> None:
         """Feed back the measured time of a call of `size` inputs."""
+        fitted, identified = self._fitted(), self.cost.is_identified
+        predicted = self.cost.seconds(size) if identified else 0.0
         self.cost.observe(size, seconds)
         self.largest_seen = max(self.largest_seen, size)
+        if not identified:  # exploring is probing
+            self.since_probe = 0
+            return
+        if size <= fitted:
+            self.since_probe += 1
+            return
+        self.since_probe = 0
+        if seconds < PROBE_CHEAPER * predicted:
+            self.probe_every = PROBE_FIRST
+        else:
+            self.probe_every = min(PROBE_MOST, 2 * self.probe_every)
 
     def expected_s(self, size: int) -> float:
         """Measured-cost estimate of a call of `size` inputs; 0 before any call."""
         return self.cost.seconds(size) if self.cost.s else 0.0
 
     @property
+    def is_exploring(self) -> bool:
+        """True until calls of two sizes have been seen: the target is a guess so far."""
+        return self.max_size > 1 and not self.cost.is_identified
+
+    @property
     def target(self) -> int:
         """How many inputs the next call should take, when that many are waiting."""
+        fitted = self._fitted()
+        if self.since_probe >= self.probe_every and self.cost.is_identified:
+            return min(self.max_size, 2 * fitted)
+        return fitted
+
+    def _fitted(self) -> int:
         if self.max_size <= 1:
             return 1
         if not self.cost.is_identified:
@@ -98,11 +133,17 @@ class BatchPolicy:
         a, b = self.cost.coefficients()
         if a <= 0:
             return self.max_size
-        efficient = math.ceil(b / (EFFICIENCY_SLACK * a))
+        return max(1, min(self.max_size, self._efficient(a, b), self._bounded(a, b)))
+
+    @staticmethod
+    def _efficient(a: float, b: float) -> int:
+        return math.ceil(b / (EFFICIENCY_SLACK * a))
+
+    @staticmethod
+    def _bounded(a: float, b: float) -> int:
         single = a + b
         budget = max(LATENCY_FACTOR * single, single + LATENCY_SLACK_S)
-        bounded = math.floor((budget - b) / a)
-        return max(1, min(self.max_size, efficient, bounded))
+        return math.floor((budget - b) / a)
 
     def wait_s(
         self, have: int, arrivals_per_s: float, others_idle: bool, others_queued: bool = False

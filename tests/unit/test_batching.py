@@ -2,6 +2,7 @@
 
 import pytest
 
+from core import batching
 from core.batching import ArrivalRate, BatchPolicy, CostFit, batch_limits
 
 
@@ -44,6 +45,39 @@ def test_before_sizes_vary_the_policy_explores_upwards() -> None:
     assert policy.target == 2  # one size seen: a and b are not separable yet
     policy.observe(2, 0.02)
     assert policy.target == 1  # cost doubled with the size: nothing to gain
+
+
+def _settle_under_load(policy: BatchPolicy, batches: int) -> int:
+    """Dispatch full batches of `target` inputs of digits (10 ms + 0.05 ms per input)."""
+    for _ in range(batches):
+        size = policy.target
+        policy.observe(size, 0.010 + 0.00005 * size)
+    return policy.target
+
+
+def test_a_fit_spoiled_by_noise_is_probed_back_to_large_batches() -> None:
+    # The first two calls on a busy machine: the second took 2.5 times the first, which
+    # reads as "all cost is per input", so batches of one.
+    noisy = BatchPolicy(max_size=64, max_wait_s=0.005)
+    noisy.observe(1, 0.010)
+    noisy.observe(2, 0.025)
+    assert noisy.target == 1
+    assert _settle_under_load(noisy, 200) == 64
+    # Without probing, batches of one only pin the fit's height, never its slope.
+    stuck = BatchPolicy(max_size=64, max_wait_s=0.005, probe_every=10**9)
+    stuck.observe(1, 0.010)
+    stuck.observe(2, 0.025)
+    assert _settle_under_load(stuck, 200) == 1
+
+
+def test_a_model_whose_cost_is_all_per_input_is_probed_ever_more_rarely() -> None:
+    policy = _fitted(a_s=0.5, b_s=0.0)
+    sizes = []
+    for _ in range(1000):
+        sizes.append(policy.target)
+        policy.observe(sizes[-1], 0.5 * sizes[-1])
+    assert set(sizes) == {1, 2}
+    assert sizes[500:].count(2) <= 500 // batching.PROBE_MOST + 1
 
 
 def test_max_size_one_turns_batching_off() -> None:
