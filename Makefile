@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format typecheck bench loadtest loadtest-quick clean
+.PHONY: run test lint format typecheck bench loadtest loadtest-quick compose-test clean
 
 $(STAMP): pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ loadtest-quick: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtest.bench $(ARGS)
+
+# docker-compose.yml run for real (needs a running Docker engine; see README "Docker Compose")
+compose-test: $(STAMP)
+	$(BIN)/python -m scripts.compose_test
 
 clean:
 	rm -rf $(VENV) .run .mypy_cache .ruff_cache .pytest_cache

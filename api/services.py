@@ -8,6 +8,9 @@ from typing import Annotated
 from cachetools import LRUCache
 from fastapi import Depends, Request
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from api.direct import DirectPool
 from api.jobstore import JobStore
@@ -48,6 +51,11 @@ def build_services(settings: Settings) -> Services:
         socket_timeout=settings.redis_timeout_s,
         socket_connect_timeout=settings.redis_timeout_s,
         client_name="inferq-api",
+        # A pooled connection to a Redis that has restarted since fails on first use: try
+        # once more on a new connection, so the request does not become a 503 while Redis
+        # is back. Connection errors only; a timeout is not retried (it would double the
+        # wait before the 503 of a Redis that is really down).
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     redis = Redis(connection_pool=pool)
     # The subscription blocks on reads, so it gets its own connection without a read timeout.

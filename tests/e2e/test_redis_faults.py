@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,28 @@ def test_redis_down_then_back_answers_503_then_recovers_without_restarts(
                 assert final.status_code == 200 and final.json()["status"] == "succeeded"
             fresh = client.post("/jobs?wait=true&timeout=30", json=body)
             assert fresh.status_code == 200 and fresh.json()["status"] == "succeeded"
+
+
+@pytest.mark.timeout(120)
+def test_the_first_requests_after_a_redis_restart_succeed(
+    durable_redis: RedisServer, workdir: Path
+) -> None:
+    # Found by the compose test: pooled connections to the Redis that went away failed
+    # the next request each took them for, as 503s, long after Redis was back.
+    with running_stack(durable_redis, workdir, consumer_workers=1) as live:
+        with live.client(timeout=15) as client:
+            job = client.post("/jobs?wait=true", json={"model": "echo", "input": {"n": unique()}})
+            assert job.status_code == 200
+            with ThreadPoolExecutor(8) as pool:  # the pool holds several connections now
+                warm = list(pool.map(lambda _: client.get(f"/jobs/{job.json()['id']}"), range(8)))
+            assert all(r.status_code == 200 for r in warm)
+            stack.stop(durable_redis.proc)
+            _restart(durable_redis, workdir)
+            with ThreadPoolExecutor(8) as pool:
+                after = list(pool.map(lambda _: client.get(f"/jobs/{job.json()['id']}"), range(8)))
+            assert [r.status_code for r in after] == [200] * 8, [r.text for r in after]
+            fresh = client.post("/jobs?wait=true", json={"model": "echo", "input": {"n": unique()}})
+            assert fresh.status_code == 200, fresh.text
 
 
 def test_redis_refusing_writes_is_503_not_500(durable_redis: RedisServer, workdir: Path) -> None:

@@ -40,7 +40,7 @@ def test_cross_references_resolve() -> None:
         for mount in service.get("volumes", []):
             source = mount.split(":")[0]
             assert source in volumes or source.startswith((".", "/")), f"{name}: {source}"
-    assert (ROOT / services["api"]["build"]).joinpath("Dockerfile").exists()
+    assert (ROOT / services["api"]["build"]["context"]).joinpath("Dockerfile").exists()
 
 
 def test_locust_services_name_user_classes_the_locustfile_has() -> None:
@@ -68,8 +68,26 @@ def test_services_follow_the_operational_contract() -> None:
 def test_dockerfile_copies_every_package_before_installing() -> None:
     """`pip install .` fails on a package pyproject names but the image has not copied yet."""
     lines = (ROOT / "Dockerfile").read_text().splitlines()
-    install = next(i for i, line in enumerate(lines) if "pip install ." in line)
+    install = next(i for i, line in enumerate(lines) if "pip install" in line and " . " in line)
     copied = {line.split()[1] for line in lines[:install] if line.startswith("COPY ")}
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     packages = {name.split(".")[0] for name in pyproject["tool"]["setuptools"]["packages"]}
     assert packages <= copied, f"copied after (or never before) pip install: {packages - copied}"
+
+
+def test_the_image_lock_has_every_pin_of_pyproject() -> None:
+    """The image installs deploy/requirements.lock: it must not drift from pyproject.toml."""
+    lock = {}
+    for line in (ROOT / "deploy" / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            lock[_normal(name)] = version
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for requirement in pyproject["project"]["dependencies"]:
+        name, _, version = requirement.partition("==")
+        name = _normal(name.split("[")[0])
+        assert lock.get(name) == version, f"{requirement}: the lock has {lock.get(name)}"
+
+
+def _normal(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
