@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import statistics
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,21 +59,47 @@ class Runs:
         self.url, self.client, self.seconds = url, client, seconds
         self._offsets = itertools.count(1)
 
-    def load(self, path: str, model: str, connections: int) -> dict[str, Any]:
+    def load(
+        self,
+        path: str,
+        model: str,
+        connections: int,
+        seconds: float | None = None,
+        warm: bool = True,
+    ) -> dict[str, Any]:
         offset = next(self._offsets) * 1_000_000
-        run_wrk(self.url, path, model, connections, 2, offset=offset)  # warm-up: fit the policy
+        if warm:
+            run_wrk(self.url, path, model, connections, 2, offset=offset)  # fit the policy
         before = _redis_cpu_s(self.client)
-        result = run_wrk(self.url, path, model, connections, self.seconds, offset=offset + 500_000)
+        result = run_wrk(
+            self.url, path, model, connections, seconds or self.seconds, offset=offset + 500_000
+        )
         redis_cpu = _redis_cpu_s(self.client) - before
         return _row(result, redis_cpu)
 
 
 def _row(result: WrkResult, redis_cpu_s: float) -> dict[str, Any]:
     row = asdict(result)
-    row["ok_per_s"] = round(result.ok_per_s, 1)
-    row["wrk_cpu_us_per_request"] = round(result.cpu_us_per_request, 1)
-    row["redis_cpu_us_per_ok"] = round(redis_cpu_s * 1e6 / result.ok, 1) if result.ok else None
+    row["redis_cpu_s"] = redis_cpu_s
+    return _rated(row)
+
+
+def _rated(row: dict[str, Any]) -> dict[str, Any]:
+    ok, total = row["ok"], row["ok"] + row["other"]
+    row["ok_per_s"] = round(ok / row["seconds"], 1) if row["seconds"] else 0.0
+    row["wrk_cpu_us_per_request"] = round(row["cpu_s"] * 1e6 / total, 1) if total else 0.0
+    row["redis_cpu_us_per_ok"] = round(row["redis_cpu_s"] * 1e6 / ok, 1) if ok else None
     return row
+
+
+def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Alternated rounds of one measurement as one row: counts summed, p50/p99 the median."""
+    row = {k: sum(r[k] for r in rounds) for k in ("ok", "other", "errors", "seconds", "cpu_s")}
+    row["redis_cpu_s"] = sum(r["redis_cpu_s"] for r in rounds)
+    for k in ("p50_ms", "p99_ms"):
+        row[k] = statistics.median(r[k] for r in rounds)
+    row["rounds"] = len(rounds)
+    return _rated(row)
 
 
 def _redis_cpu_s(client: redis.Redis) -> float:
@@ -80,31 +107,46 @@ def _redis_cpu_s(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+# Every figure compares two runs, and this VM's speed drifts by tens of percent within
+# minutes: so each measurement runs in ROUNDS short rounds, every measurement and both
+# stacks taking turns within a round, and a figure uses the rounds' sums (counts) and
+# medians (p50, p99). Two runs compared are then never minutes apart.
+MEASUREMENTS = (
+    ("digits_queued_c1", QUEUED, "digits", 1),
+    ("digits_direct_c1", DIRECT, "digits", 1),
+    ("echo_queued_c1", QUEUED, "echo", 1),
+    ("echo_direct_c1", DIRECT, "echo", 1),
+    ("digits_queued_c64", QUEUED, "digits", 64),
+    ("echo_queued_c64", QUEUED, "echo", 64),
+    ("digits_direct_c64", DIRECT, "digits", 64),
+    ("echo_queued_c32", QUEUED, "echo", 32),
+    ("echo_direct_c32", DIRECT, "echo", 32),
+)
+ROUNDS = 5
+
+
 def batching_rows(out: Path, seconds: float) -> dict[str, Any]:
-    """Every figure of rows 7-12: two stacks (batching on, off), wrk closed loops."""
-    runs: dict[str, dict[str, Any]] = {}
+    """Every figure of rows 7-12: two stacks side by side (batching on, off), wrk closed loops."""
     # Unbatched, the shipped bound of 8 pending /predict requests would refuse most of
     # wrk's 64 connections (plus the requests the previous run left in flight), which
     # resend at once: a retry storm, not a model's speed. Batched, the bound is 8
     # batches (see "Batching"), so 64 users fit without raising it.
     off = {"INFERQ_BATCH_MAX_SIZE": "1", "INFERQ_DIRECT_MAX_PENDING": "256"}
-    for label, env in (("on", {}), ("off", off)):
-        print(f"- batching {label}: shipped stack", flush=True)
-        with shipped_stack(out / f"batching-{label}", **env) as (url, client):
-            r = Runs(url, client, seconds)
-            for name, path, model, users in (
-                ("digits_queued_c1", QUEUED, "digits", 1),
-                ("digits_direct_c1", DIRECT, "digits", 1),
-                ("digits_queued_c64", QUEUED, "digits", 64),
-                ("digits_direct_c64", DIRECT, "digits", 64),
-                ("echo_queued_c32", QUEUED, "echo", 32),
-                ("echo_direct_c32", DIRECT, "echo", 32),
-                ("echo_queued_c1", QUEUED, "echo", 1),
-                ("echo_direct_c1", DIRECT, "echo", 1),
-                ("echo_queued_c64", QUEUED, "echo", 64),
-            ):
-                print(f"  {name}", flush=True)
-                runs[f"{name}_{label}"] = r.load(path, model, users)
+    print("- batching on and off: two shipped stacks, side by side", flush=True)
+    each = max(2, round(seconds / ROUNDS))
+    with (
+        shipped_stack(out / "batching-on") as on,
+        shipped_stack(out / "batching-off", **off) as unbatched,
+    ):
+        stacks = {"on": Runs(*on, seconds), "off": Runs(*unbatched, seconds)}
+        rounds: dict[str, list[dict[str, Any]]] = {}
+        for index in range(ROUNDS):
+            print(f"  round {index + 1} of {ROUNDS}", flush=True)
+            for name, path, model, users in MEASUREMENTS:
+                for label, r in stacks.items():
+                    row = r.load(path, model, users, each, warm=index == 0)
+                    rounds.setdefault(f"{name}_{label}", []).append(row)
+    runs = {key: _combined(rows) for key, rows in rounds.items()}
     return {"runs": runs, "figures": figures(runs)}
 
 
