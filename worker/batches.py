@@ -139,19 +139,29 @@ class WorkSource:
             batch = Batch(
                 queue,
                 lease,
-                self._computations([v.decode() for v in flat]),
+                self._computations(flat),
                 _triples(started),
                 others_queued=bool(others),
                 others_idle=int(busy) < int(live),
             )
         return Taken(queue, batch, _triples(expired), int(seq))
 
-    def _computations(self, flat: list[str]) -> list[Computation]:
-        """TAKE's key, leader, cache key, input per computation, as Computations."""
+    def _computations(self, flat: list[Any]) -> list[Computation]:
+        """TAKE's key, leader, cache key, input, started per computation, as Computations."""
         found = []
-        for key, leader, cache_key, input_json in zip(*[iter(flat)] * 4, strict=True):
+        for key, leader, raw_key, input_json, started in zip(*[iter(flat)] * 5, strict=True):
+            cache_key = raw_key.decode()
             result_key = self.keys.result(cache_key) if cache_key else ""
-            found.append(Computation(key, leader, result_key, input_json))
+            found.append(
+                Computation(
+                    key.decode(),
+                    leader.decode(),
+                    cache_key,
+                    result_key,
+                    input_json.decode(),
+                    tuple(v.decode() for v in started),
+                )
+            )
         return found
 
 

@@ -9,11 +9,15 @@ from dataclasses import dataclass
 class Computation:
     """One model input and the Redis keys its jobs and shared result live under.
 
-    TAKE returns the key, the leader's id, its cache key and the input; the shared
-    result goes under the cache key, when the model has one.
+    TAKE returns the key, the leader's id, its cache key, the input and what it started
+    of the computation (`started`: its stamp, then id, attempts, priority per job), which
+    FINISH takes back so it need not read those jobs again; the shared result goes under
+    the cache key, when the model has one.
     """
 
     key: str
     leader: str
+    cache_key: str
     result_key: str
     input_json: str
+    started: tuple[str, ...]

@@ -226,6 +226,9 @@ class ComputationRunner:
                 _status(outcome),
                 outcome.result_json,
                 outcome.error.model_dump_json() if outcome.error else "",
+                computation.cache_key,
+                len(computation.started),
+                *computation.started,
             ]
         keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]
         settled = self._finish(keys=keys, args=args)

@@ -171,6 +171,9 @@ local function submit(j)
   -- Join the computation first: a longer list means an identical one is in flight.
   if redis.call('RPUSH', j.computation, j.id) > 1 and j.cacheable == '1' then
     create(j, 'queued', {})
+    -- Marks the leader: a take or settle reads the computation's list only when marked.
+    local leader = redis.call('LINDEX', j.computation, 0)
+    redis.call('HSET', string.sub(j.key, 1, #j.key - #j.id) .. leader, 'shared', '1')
     return {'attached'}
   end
   -- Admission: only a new computation adds work.
@@ -249,9 +252,10 @@ return replies
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
 #   | {'batch', queue number, computations, started, expired, others queued, busy, live, seq}
-#   where computations is a flat list of key, leader, cache key, input JSON, and started
-#   and expired are flat lists of id, priority, created_at; busy, live and seq are 0, 0
-#   and -1 for a full batch.
+#   where computations is a flat list of key, leader, cache key, input JSON, and a list of
+#   what this take started of it (the start stamp, then id, attempts, priority per job:
+#   FINISH settles those without reading them again); started and expired are flat lists
+#   of id, priority, created_at; busy, live and seq are 0, 0 and -1 for a full batch.
 TAKE = (
     _INDEX
     + """
@@ -309,47 +313,64 @@ end
 -- Leaders of computations that were in a batch that ran out of time: each runs alone.
 local any_solo = redis.call('EXISTS', KEYS[8]) == 1
 local members, started, expired, expired_ids, entries = {}, {}, {}, {}, {}
-local popped, done = 0, false
-while not done and #entries / 3 < want and popped < 4 * want + 16 do
-  local heads = pop(want - #entries / 3)
+local nm, ns, ne = 0, 0, 0  -- lengths of members, started, entries
+local popped, taken, done = 0, 0, false
+local horizon = now + run_s  -- a job due before this would expire mid-run
+local NEXT = {['0'] = '1', ['1'] = '2', ['2'] = '3', ['3'] = '4'}  -- attempts, no tonumber
+while not done and taken < want and popped < 4 * want + 16 do
+  local heads = pop(want - taken)
   if #heads == 0 then break end
   for h = 1, #heads, 2 do
     local leader, score = heads[h], heads[h + 1]
     local solo = any_solo and redis.call('SISMEMBER', KEYS[8], leader) == 1
-    if done or (solo and #entries > 0) then
+    if done or (solo and taken > 0) then
       redis.call('ZADD', queue, score, leader)  -- not this batch's: back where it was
       done = true
     else
       popped = popped + 1
       local fields = redis.call('HMGET', ARGV[3] .. leader, 'status', 'priority', 'created_at',
-        'deadline_at', 'attempts', 'cache_key', 'input')
+        'deadline_at', 'attempts', 'cache_key', 'input', 'shared')
       local computation = computation_of(ARGV[3], leader, fields[6])
       local input = fields[7]
-      local live = 0
-      for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
+      local live, ran, nr = 0, {stamp}, 1
+      -- Only a computation another job has joined has more ids than its leader's.
+      local ids = {leader}
+      if not computation then ids = {}
+      elseif fields[8] then ids = redis.call('LRANGE', computation, '0', '-1') end
+      for _, id in ipairs(ids) do
         local key = ARGV[3] .. id
-        local status, prio, created, due, attempts = unpack(fields)
+        local status, prio, created, due, attempts = fields[1], fields[2], fields[3], fields[4],
+          fields[5]
         if id ~= leader then
           local other = redis.call('HMGET', key, 'status', 'priority', 'created_at',
             'deadline_at', 'attempts', 'input')
-          status, prio, created, due, attempts = unpack(other)
+          status, prio, created, due, attempts = other[1], other[2], other[3], other[4], other[5]
           input = input or other[6]
         end
-        if status == 'queued' and due and tonumber(due) <= now + run_s then
+        if status == 'queued' and due and tonumber(due) <= horizon then
           redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
           index_ended(ARGV[3], id, 'expired', created)
           for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
           table.insert(expired_ids, id)
         elseif status == 'queued' then
+          attempts = attempts or '0'
+          attempts = NEXT[attempts] or tostring(tonumber(attempts) + 1)
           redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
-            'attempts', tonumber(attempts or '0') + 1)
-          for _, v in ipairs({id, prio, created}) do table.insert(started, v) end
+            'attempts', attempts)
+          started[ns + 1], started[ns + 2], started[ns + 3] = id, prio, created
+          ns = ns + 3
+          ran[nr + 1], ran[nr + 2], ran[nr + 3] = id, attempts, prio
+          nr = nr + 3
           live = live + 1
         end
       end
       if live > 0 and input then
-        for _, v in ipairs({queue, score, leader}) do table.insert(entries, v) end
-        for _, v in ipairs({computation, leader, fields[6], input}) do table.insert(members, v) end
+        entries[ne + 1], entries[ne + 2], entries[ne + 3] = queue, score, leader
+        ne = ne + 3
+        members[nm + 1], members[nm + 2], members[nm + 3] = computation, leader, fields[6]
+        members[nm + 4], members[nm + 5] = input, ran
+        nm = nm + 5
+        taken = taken + 1
         if solo then
           redis.call('SREM', KEYS[8], leader)  -- it runs alone now
           done = true
@@ -378,7 +399,7 @@ if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids
 -- What delayed batching weighs (busy leases, live workers, the arrival count) matters
 -- only for a batch short of its target; a full one is dispatched at once.
 local busy, live_workers, seq = 0, 0, '-1'
-if #entries / 3 < want then
+if taken < want then
   busy = redis.call('SCARD', KEYS[2])
   live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
   seq = redis.call('GET', KEYS[5]) or '0'
@@ -466,15 +487,21 @@ return 1
 # ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
 #       5 model time per computation in ms, 6 model time of the batch in ms,
 #       7 attempts allowed for a transient failure, 8 first retry delay in seconds,
-#       then five per computation, in lease order: computation key, shared result key
-#       ('-' if none), status (succeeded, failed or retry), result json or '', error json.
+#       then per computation, in lease order: computation key, shared result key ('-' if
+#       none), status (succeeded, failed or retry), result json or '', error json, cache
+#       key, n, and the n values TAKE returned of what it started (its start stamp, then
+#       id, attempts, priority per job).
 # Returns a flat list of id, priority, status per settled job, and publishes the
 # settled fields (a JSON list of field maps), so woken waiters need not read them.
+# While the lease is held, nobody else has touched the jobs TAKE started (only REAP and
+# TIME_OUT take a lease back, and they remove it): those are settled from what TAKE
+# told, without reading them; a job that joined the computation later is read.
 FINISH = (
     _INDEX
     + """
 local records, settled = {}, {}
 local lease = nil  -- read only to put a computation back for a retry
+local held = redis.call('EXISTS', KEYS[1]) == 1
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
 local function retry_at(computation)
   local ids, most, due = redis.call('LRANGE', computation, 0, -1), 0, nil
@@ -489,12 +516,27 @@ local function retry_at(computation)
   end
   return due
 end
-for c = 9, #ARGV, 5 do
+local nr, ns = 0, 0
+local function settle(id, status, outcome, value, started, attempts, cache_key, prio)
+  local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
+    attempts = attempts, cache_key = cache_key}
+  record[outcome] = value
+  redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], 'started_at',
+    started, outcome, value)
+  nr = nr + 1
+  records[nr] = record
+  settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, prio, status
+  ns = ns + 3
+end
+local share = ARGV[3] ~= '0'
+local c, slot = 9, 2
+while c <= #ARGV do
   local computation, result_key, status = ARGV[c], ARGV[c + 1], ARGV[c + 2]
-  local result, err = ARGV[c + 3], ARGV[c + 4]
+  local result, err, own_key = ARGV[c + 3], ARGV[c + 4], ARGV[c + 5]
+  local took = c + 7  -- ARGV[took] is TAKE's stamp, then id, attempts, priority per job
+  c = took + tonumber(ARGV[c + 6])
   local due = status == 'retry' and retry_at(computation)
   if status == 'retry' then status = 'failed' end
-  local slot = 2 + (c - 9) / 5 * 3
   if due then
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
       if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
@@ -505,29 +547,36 @@ for c = 9, #ARGV, 5 do
     redis.call('ZADD', KEYS[5], due,
       lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
   else
-    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-      local key = ARGV[1] .. id
-      local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
-        'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
-      if old == 'queued' or old == 'running' then
-        started = started or ARGV[2]
-        local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
-          attempts = attempts, cache_key = cache_key}
-        local outcome, value = 'result', result
-        if err ~= '' then outcome, value = 'error', err end
-        record[outcome] = value
-        redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
-          outcome, value)
-        index_ended(ARGV[1], id, status, created)
-        table.insert(records, record)
-        for _, v in ipairs({id, prio, status}) do table.insert(settled, v) end
+    local outcome, value = 'result', result
+    if err ~= '' then outcome, value = 'error', err end
+    -- Every id on the computation, and the list goes with them.
+    for _, id in ipairs(redis.call('LPOP', computation, '1000000') or {}) do
+      local at = nil
+      if held then
+        for i = took + 1, c - 1, 3 do
+          if ARGV[i] == id then at = i; break end
+        end
+      end
+      if at then
+        settle(id, status, outcome, value, ARGV[took], ARGV[at + 1], own_key, ARGV[at + 2])
+        if status ~= 'succeeded' then
+          index_ended(ARGV[1], id, status, redis.call('HGET', ARGV[1] .. id, 'created_at'))
+        end
+      else
+        local key = ARGV[1] .. id
+        local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
+          'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
+        if old == 'queued' or old == 'running' then
+          settle(id, status, outcome, value, started or ARGV[2], attempts, cache_key, prio)
+          index_ended(ARGV[1], id, status, created)
+        end
       end
     end
-    redis.call('DEL', computation)
-    if status == 'succeeded' and result_key ~= '-' and tonumber(ARGV[3]) > 0 then
+    if status == 'succeeded' and result_key ~= '-' and share then
       redis.call('SET', result_key, result, 'EX', ARGV[3])
     end
   end
+  slot = slot + 3
 end
 redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], KEYS[1])
@@ -537,7 +586,7 @@ local cost, run = unpack(redis.call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:'
 local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 + value * 0.2) end
 redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
   'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
-if #records > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
+if nr > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
 return settled
 """
 )
