@@ -24,8 +24,7 @@ local ENDED_INDEXED = {failed = true, expired = true, canceled = true}
 local function index_base(job_prefix)
   return string.sub(job_prefix, 1, -5) .. 'jobs:'  -- '<ns>:job:' -> '<ns>:jobs:'
 end
-local function index_new(job_prefix, id, created, owner, ttl)
-  local base = index_base(job_prefix)
+local function index_new(base, id, created, owner, ttl)  -- base: index_base(job prefix)
   redis.call('ZADD', base .. 'all', created, id)
   if owner ~= '' then redis.call('ZADD', base .. 'owner:' .. owner, created, id) end
   if string.sub(id, -2) == '00' then
@@ -84,6 +83,7 @@ end
 -- per computation and time per batch, and how many consumers are live.
 local queue_list, known, counted, costs, runs, sizes = nil, {}, {}, {}, {}, {}
 local live, busy, seq, added, overlapping = nil, nil, nil, 0, 0
+local bands, bounds = {}, {}  -- band strings as numbers, converted once
 local function load_queues()
   if queue_list then return end
   queue_list = redis.call('SMEMBERS', KEYS[5])
@@ -91,7 +91,7 @@ local function load_queues()
 end
 local function below(queue, bound)
   local per = counted[bound]
-  if not per then per = {}; counted[bound] = per end
+  if not per then per = {}; counted[bound] = per; bounds[bound] = tonumber(bound) end
   if per[queue] == nil then per[queue] = redis.call('ZCOUNT', queue, '-inf', '(' .. bound) end
   return per[queue]
 end
@@ -128,26 +128,29 @@ local function note_enqueued(queue, score)
     redis.call('SADD', KEYS[5], queue)
   end
   for bound, per in pairs(counted) do
-    if per[queue] ~= nil and score < tonumber(bound) then per[queue] = per[queue] + 1 end
+    if per[queue] ~= nil and score < bounds[bound] then per[queue] = per[queue] + 1 end
   end
 end
-local function create(j, status, fields)
+-- A new job's hash: the fields every job has, then `...` (more field, value pairs).
+-- `attempts` (0), `cached` (0) and an open job's `owner` ('') are left out: readers
+-- default them, and every argument costs Redis work.
+local index = nil  -- the job index's key prefix, the same for every job of a call
+local function create(j, status, ...)
   if j.idem ~= '-' then  -- only once the job exists: a refused request may be retried
     redis.call('SET', j.idem, j.id .. ' ' .. j.fingerprint, 'EX', ttl)
   end
-  local call = {'HSET', j.key, 'id', j.id, 'status', status, 'model', j.model,
-    'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'attempts', 0,
-    'cached', fields.cached or '0', 'cache_key', j.cache_key, 'owner', j.owner,
-    'input', j.input}
-  for name, value in pairs(fields) do
-    if name ~= 'cached' then
-      table.insert(call, name)
-      table.insert(call, value)
-    end
+  if j.owner == '' then
+    redis.call('HSET', j.key, 'id', j.id, 'status', status, 'model', j.model, 'model_version',
+      j.version, 'priority', j.priority, 'created_at', j.now, 'cache_key', j.cache_key,
+      'input', j.input, ...)
+  else
+    redis.call('HSET', j.key, 'owner', j.owner, 'id', j.id, 'status', status, 'model', j.model,
+      'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'cache_key',
+      j.cache_key, 'input', j.input, ...)
   end
-  redis.call(unpack(call))
   redis.call('EXPIRE', j.key, ttl)
-  index_new(string.sub(j.key, 1, #j.key - #j.id), j.id, j.now, j.owner, ttl)
+  index = index or index_base(string.sub(j.key, 1, #j.key - #j.id))
+  index_new(index, j.id, j.now, j.owner, ttl)
 end
 local function submit(j)
   -- The same Idempotency-Key again: the job it made, never a second one (a different
@@ -163,14 +166,14 @@ local function submit(j)
   if j.cacheable == '1' then
     local hit = redis.call('GET', j.result_key)
     if hit then
-      create(j, 'succeeded', {cached = '1', result = hit, started_at = j.now,
-        finished_at = j.now})
+      create(j, 'succeeded', 'cached', '1', 'result', hit, 'started_at', j.now,
+        'finished_at', j.now)
       return {'cached', hit}
     end
   end
   -- Join the computation first: a longer list means an identical one is in flight.
   if redis.call('RPUSH', j.computation, j.id) > 1 and j.cacheable == '1' then
-    create(j, 'queued', {})
+    create(j, 'queued')
     -- Marks the leader: a take or settle reads the computation's list only when marked.
     local leader = redis.call('LINDEX', j.computation, 0)
     redis.call('HSET', string.sub(j.key, 1, #j.key - #j.id) .. leader, 'shared', '1')
@@ -198,14 +201,18 @@ local function submit(j)
   if sizes[j.queue] == nil then sizes[j.queue] = redis.call('ZCARD', j.queue) end
   if busy == nil then busy = redis.call('SCARD', KEYS[6]) > 0 end
   if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
-  local score = string.format('%.0f', tonumber(j.band) + seq)
-  local fields = {score = score}
-  if j.deadline_at ~= '' then fields.deadline_at = j.deadline_at end
-  create(j, 'queued', fields)
+  bands[j.band] = bands[j.band] or tonumber(j.band)
+  local at = bands[j.band] + seq
+  local score = string.format('%.0f', at)
+  if j.deadline_at == '' then
+    create(j, 'queued', 'score', score)
+  else
+    create(j, 'queued', 'score', score, 'deadline_at', j.deadline_at)
+  end
   redis.call('ZADD', j.queue, score, j.id)
   sizes[j.queue] = sizes[j.queue] + 1
   load_queues()
-  note_enqueued(j.queue, tonumber(score))
+  note_enqueued(j.queue, at)
   return {'enqueued'}
 end
 for i = 1, jobs do
@@ -262,26 +269,31 @@ TAKE = (
 local Q = 8  -- KEYS[Q + i] is model queue i
 local nq = #KEYS - Q
 -- The server's clock: the caller's was read before the BLPOP that may have blocked.
+-- (Strings where Lua would format numbers: every number formatted costs Redis work.)
 local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local stamp = string.format('%.6f', now)
-for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', now, 'LIMIT', 0, 32)) do
+local stamp = clock[1] .. '.' .. string.rep('0', 6 - #clock[2]) .. clock[2]
+local now = tonumber(stamp)
+for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', stamp, 'LIMIT', '0', '32')) do
   redis.call('ZREM', KEYS[7], due)
   local queue, score, member = string.match(due, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
   redis.call('ZADD', queue, score, member)
   redis.call('RPUSH', KEYS[1], '1')
 end
+-- Queue scores are whole numbers, which Redis writes without exponent or leading zeros
+-- up to 2^53: compared as strings, a shorter one is lower.
+local function lower(a, b) return #a < #b or (#a == #b and a < b) end
 local chosen = tonumber(ARGV[7])
 local others = nil  -- whether another served queue holds work, when the head scan tells
+local head = nil  -- the chosen queue's first entry, when the head scan read it
 if not chosen then
   local task = redis.call('ZPOPMIN', KEYS[4])
   if #task > 0 then return {'task', task[1]} end
-  local best, heads = nil, 0
+  local heads = 0
   for i = 1, nq do
-    local head = redis.call('ZRANGE', KEYS[Q + i], 0, 0, 'WITHSCORES')
-    if #head > 0 then
+    local first = redis.call('ZRANGE', KEYS[Q + i], '0', '0', 'WITHSCORES')
+    if first[1] then
       heads = heads + 1
-      if not best or tonumber(head[2]) < best then chosen, best = i, tonumber(head[2]) end
+      if not head or lower(first[2], head[2]) then chosen, head = i, first end
     end
   end
   if not chosen then
@@ -292,12 +304,13 @@ if not chosen then
 end
 local queue = KEYS[Q + chosen]
 local want, run_s = tonumber(ARGV[7 + 2 * chosen]), tonumber(ARGV[8 + 2 * chosen])
-local band_width, standing = tonumber(ARGV[2]), tonumber(ARGV[8])
 local newest_below
+local standing = tonumber(ARGV[8])
 if standing > 0 then
-  local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  head = head or redis.call('ZRANGE', queue, '0', '0', 'WITHSCORES')
   local created = head[1] and redis.call('HGET', ARGV[3] .. head[1], 'created_at')
   if created and now - tonumber(created) > standing then
+    local band_width = tonumber(ARGV[2])
     local band = math.floor(tonumber(head[2]) / band_width) * band_width
     newest_below = '(' .. string.format('%.0f', band + band_width)
   end
@@ -414,10 +427,11 @@ RECORD_CACHED = (
     + """
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'succeeded', 'model', ARGV[2],
   'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
-  'started_at', ARGV[5], 'finished_at', ARGV[5], 'attempts', 0, 'cached', '1',
+  'started_at', ARGV[5], 'finished_at', ARGV[5], 'cached', '1',
   'result', ARGV[7], 'cache_key', ARGV[8], 'owner', ARGV[9])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
-index_new(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1]), ARGV[1], ARGV[5], ARGV[9], ARGV[6])
+index_new(index_base(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])), ARGV[1], ARGV[5], ARGV[9],
+  ARGV[6])
 return 1
 """
 )
