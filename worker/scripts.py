@@ -531,12 +531,17 @@ local function retry_at(computation)
   return due
 end
 local nr, ns = 0, 0
-local function settle(id, status, outcome, value, started, attempts, cache_key, prio)
+-- `started` is written only when `fresh` (TAKE wrote it when it started the job).
+local function settle(id, status, outcome, value, started, attempts, cache_key, prio, fresh)
   local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
     attempts = attempts, cache_key = cache_key}
   record[outcome] = value
-  redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], 'started_at',
-    started, outcome, value)
+  if fresh then
+    redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], 'started_at',
+      started, outcome, value)
+  else
+    redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], outcome, value)
+  end
   nr = nr + 1
   records[nr] = record
   settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, prio, status
@@ -581,7 +586,8 @@ while c <= #ARGV do
         local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
           'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
         if old == 'queued' or old == 'running' then
-          settle(id, status, outcome, value, started or ARGV[2], attempts, cache_key, prio)
+          settle(id, status, outcome, value, started or ARGV[2], attempts, cache_key, prio,
+            not started)
           index_ended(ARGV[1], id, status, created)
         end
       end
