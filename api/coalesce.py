@@ -4,8 +4,12 @@ Under load many requests reach their submit in the same turn. Sending them as on
 costs the API one connection checkout, one write and one read instead of one each, and
 Redis one wake-up and one script run, in which whatever the calls share (reading the
 queues for admission, say) is done once. A lone request waits for nothing: the flush
-runs as soon as the current turn ends. The script takes the shared keys and arguments
-first, then each item's, and returns a list with one reply per item.
+runs as soon as the current turn ends. While a call is in Redis, the calls made
+meanwhile wait for its reply and then go as the next call (as Nagle's algorithm does
+for small TCP writes): under load each call carries the arrivals of a round trip, not
+of one turn, and the service pays one Redis wake-up for many jobs. The script takes the
+shared keys and arguments first, then each item's, and returns a list with one reply
+per item.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ class CoalescedScript:
     async def __call__(self, keys: Args, args: Args) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
+        if not self._pending and not self._sending:
             loop.call_soon(self._flush)
         self._pending.append((keys, args, future))
         return await future
@@ -46,7 +50,12 @@ class CoalescedScript:
         for first in range(0, len(pending), MOST_PER_CALL):
             task = asyncio.ensure_future(self._send(pending[first : first + MOST_PER_CALL]))
             self._sending.add(task)  # the loop keeps only weak references to tasks
-            task.add_done_callback(self._sending.discard)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
+        if self._pending and not self._sending:  # what arrived meanwhile goes now
+            self._flush()
 
     async def _send(self, items: list[tuple[Args, Args, asyncio.Future[Any]]]) -> None:
         try:
