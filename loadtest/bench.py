@@ -421,7 +421,7 @@ def table(results: dict[str, dict[str, Any]]) -> str:
         lines += ["", "batching and queue cost (wrk, shipped settings):"]
         lines.append(bench_batching.table(r["7_batching"]))
     if "13_redis_instructions" in r:
-        lines += ["", "redis-server instructions per job (callgrind; within ~1% run to run):"]
+        lines += ["", "redis-server instructions per job (callgrind; within 1-2% run to run):"]
         lines.append(bench_redis_cost.table(r["13_redis_instructions"]))
     if "16_shedding" in r:
         lines += ["", "the load-shedding post's experiment (burn 500 ms, 2 s client timeout):"]
