@@ -531,21 +531,30 @@ local function retry_at(computation)
   return due
 end
 local nr, ns = 0, 0
--- `started` is written only when `fresh` (TAKE wrote it when it started the job).
+-- `started` is written only when `fresh` (TAKE wrote it when it started the job, and
+-- the caller has read the record, so it exists). Without `fresh` the record is written
+-- unread: HSET counts the fields it adds, and a running job's record already has
+-- `status`, so three new fields mean its record expired (its TTL ran out) while the
+-- model ran: that is deleted again, not left behind without a TTL. Returns whether the
+-- job was settled.
 local function settle(id, status, outcome, value, started, attempts, cache_key, prio, fresh)
+  local key = ARGV[1] .. id
+  if fresh then
+    redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
+      outcome, value)
+  elseif redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], outcome,
+      value) == 3 then
+    redis.call('DEL', key)
+    return false
+  end
   local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
     attempts = attempts, cache_key = cache_key}
   record[outcome] = value
-  if fresh then
-    redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], 'started_at',
-      started, outcome, value)
-  else
-    redis.call('HSET', ARGV[1] .. id, 'status', status, 'finished_at', ARGV[2], outcome, value)
-  end
   nr = nr + 1
   records[nr] = record
   settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, prio, status
   ns = ns + 3
+  return true
 end
 local share = ARGV[3] ~= '0'
 local c, slot = 9, 2
@@ -577,8 +586,9 @@ while c <= #ARGV do
         end
       end
       if at then
-        settle(id, status, outcome, value, ARGV[took], ARGV[at + 1], own_key, ARGV[at + 2])
-        if status ~= 'succeeded' then
+        local kept = settle(id, status, outcome, value, ARGV[took], ARGV[at + 1], own_key,
+          ARGV[at + 2])
+        if kept and status ~= 'succeeded' then
           index_ended(ARGV[1], id, status, redis.call('HGET', ARGV[1] .. id, 'created_at'))
         end
       else

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.keys import RedisKeys
 from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
 
 
@@ -206,3 +207,28 @@ def test_direct_path_refuses_what_cannot_finish_and_drops_departed_clients(
         assert answer.status_code == 503 and answer.json()["error"]["code"] == "deadline_exceeded"
         assert client.post("/predict", json=counting()).status_code == 200  # the lane moves on
     assert late_key not in live.runs() and gone_key not in live.runs()
+
+
+def test_a_record_that_expires_while_its_job_runs_is_not_written_back(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    # Settling writes a started job's record without reading it first; a record whose
+    # TTL ran out during the run must not come back as a few fields with no TTL at all.
+    # (The computation's list expires with its leader's record, and then there is
+    # nothing to settle; it is kept here, as if something else held it, to reach the
+    # write.)
+    env = {"INFERQ_JOB_TTL_S": "2"}
+    with (
+        running_stack(redis_server, workdir, consumer_workers=1, **env) as live,
+        live.client() as client,
+    ):
+        key = unique("outlived")
+        job_id = client.post("/jobs", json=counting(3500, key=key)).json()["id"]
+        wait_for(lambda: key in live.runs(), what="the run to start")
+        keys = RedisKeys(live.namespace)
+        store = live.redis.client()
+        (computation,) = store.keys(keys.computation("*"))
+        store.persist(computation)
+        wait_for(lambda: store.scard(keys.leases) == 0, what="the run to be settled")
+        assert not store.exists(keys.job(job_id))
+        assert client.get(f"/jobs/{job_id}").status_code == 404
