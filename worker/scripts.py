@@ -175,8 +175,8 @@ local function submit(j)
   if redis.call('RPUSH', j.computation, j.id) > 1 and j.cacheable == '1' then
     create(j, 'queued')
     -- Marks the leader: a take or settle reads the computation's list only when marked.
-    local leader = redis.call('LINDEX', j.computation, 0)
-    redis.call('HSET', string.sub(j.key, 1, #j.key - #j.id) .. leader, 'shared', '1')
+    local leader = string.sub(j.key, 1, #j.key - #j.id) .. redis.call('LINDEX', j.computation, 0)
+    if redis.call('EXISTS', leader) == 1 then redis.call('HSET', leader, 'shared', '1') end
     return {'attached'}
   end
   -- Admission: only a new computation adds work.
