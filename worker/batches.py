@@ -132,15 +132,16 @@ class WorkSource:
         ]
 
     def _parse(self, reply: list[Any], lease: str) -> Taken:
-        _, number, flat, started, expired, others, busy, live, seq = reply
+        _, number, flat, expired, others, busy, live, seq = reply
         queue = self.queues[int(number) - 1]
         batch = None
         if flat:
+            computations = self._computations(flat)
             batch = Batch(
                 queue,
                 lease,
-                self._computations(flat),
-                _triples(started),
+                computations,
+                [job for c in computations for job in c.jobs()],
                 others_queued=bool(others),
                 others_idle=int(busy) < int(live),
             )

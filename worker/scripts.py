@@ -258,11 +258,11 @@ return replies
 #       8 standing-queue age in seconds (0: always FIFO), then per queue: target size,
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
-#   | {'batch', queue number, computations, started, expired, others queued, busy, live, seq}
+#   | {'batch', queue number, computations, expired, others queued, busy, live, seq}
 #   where computations is a flat list of key, leader, cache key, input JSON, and a list of
-#   what this take started of it (the start stamp, then id, attempts, priority per job:
-#   FINISH settles those without reading them again); started and expired are flat lists
-#   of id, priority, created_at; busy, live and seq are 0, 0 and -1 for a full batch.
+#   what this take started of it (the start stamp, then id, attempts, priority, created_at
+#   per job: FINISH settles those without reading them again); expired is a flat list of
+#   id, priority, created_at; busy, live and seq are 0, 0 and -1 for a full batch.
 TAKE = (
     _INDEX
     + """
@@ -325,8 +325,8 @@ local function pop(n)
 end
 -- Leaders of computations that were in a batch that ran out of time: each runs alone.
 local any_solo = redis.call('EXISTS', KEYS[8]) == 1
-local members, started, expired, expired_ids, entries = {}, {}, {}, {}, {}
-local nm, ns, ne = 0, 0, 0  -- lengths of members, started, entries
+local members, expired, expired_ids, entries = {}, {}, {}, {}
+local nm, ne = 0, 0  -- lengths of members, entries
 local popped, taken, done = 0, 0, false
 local horizon = now + run_s  -- a job due before this would expire mid-run
 local NEXT = {['0'] = '1', ['1'] = '2', ['2'] = '3', ['3'] = '4'}  -- attempts, no tonumber
@@ -370,10 +370,8 @@ while not done and taken < want and popped < 4 * want + 16 do
           attempts = NEXT[attempts] or tostring(tonumber(attempts) + 1)
           redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
             'attempts', attempts)
-          started[ns + 1], started[ns + 2], started[ns + 3] = id, prio, created
-          ns = ns + 3
-          ran[nr + 1], ran[nr + 2], ran[nr + 3] = id, attempts, prio
-          nr = nr + 3
+          ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, attempts, prio, created
+          nr = nr + 4
           live = live + 1
         end
       end
@@ -417,7 +415,7 @@ if taken < want then
   live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
   seq = redis.call('GET', KEYS[5]) or '0'
 end
-return {'batch', chosen, members, started, expired, others, busy, live_workers, seq}
+return {'batch', chosen, members, expired, others, busy, live_workers, seq}
 """
 )
 
@@ -504,7 +502,7 @@ return 1
 #       then per computation, in lease order: computation key, shared result key ('-' if
 #       none), status (succeeded, failed or retry), result json or '', error json, cache
 #       key, n, and the n values TAKE returned of what it started (its start stamp, then
-#       id, attempts, priority per job).
+#       id, attempts, priority, created_at per job).
 # Returns a flat list of id, priority, status per settled job, and publishes the
 # settled fields (a JSON list of field maps), so woken waiters need not read them.
 # While the lease is held, nobody else has touched the jobs TAKE started (only REAP and
@@ -561,7 +559,7 @@ local c, slot = 9, 2
 while c <= #ARGV do
   local computation, result_key, status = ARGV[c], ARGV[c + 1], ARGV[c + 2]
   local result, err, own_key = ARGV[c + 3], ARGV[c + 4], ARGV[c + 5]
-  local took = c + 7  -- ARGV[took] is TAKE's stamp, then id, attempts, priority per job
+  local took = c + 7  -- ARGV[took]: TAKE's stamp, then id, attempts, priority, created_at
   c = took + tonumber(ARGV[c + 6])
   local due = status == 'retry' and retry_at(computation)
   if status == 'retry' then status = 'failed' end
@@ -581,16 +579,14 @@ while c <= #ARGV do
     for _, id in ipairs(redis.call('LPOP', computation, '1000000') or {}) do
       local at = nil
       if held then
-        for i = took + 1, c - 1, 3 do
+        for i = took + 1, c - 1, 4 do
           if ARGV[i] == id then at = i; break end
         end
       end
       if at then
         local kept = settle(id, status, outcome, value, ARGV[took], ARGV[at + 1], own_key,
           ARGV[at + 2])
-        if kept and status ~= 'succeeded' then
-          index_ended(ARGV[1], id, status, redis.call('HGET', ARGV[1] .. id, 'created_at'))
-        end
+        if kept then index_ended(ARGV[1], id, status, ARGV[at + 3]) end
       else
         local key = ARGV[1] .. id
         local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
