@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from scripts import stack
 from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
 
 ALICE, BOB = "alice-key-0123456789", "bob-key-0123456789"
@@ -142,3 +145,22 @@ def test_a_forged_queue_message_is_rejected_logged_and_never_run(
         wait_for(logged, what="the rejection in the worker log")
         assert not redis.scard(f"{live.namespace}:leases")  # nothing left to put back
     assert not marker.exists()
+
+
+def test_the_api_refuses_to_start_without_a_queue_secret_in_production(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Settings that cannot be used fail the startup, with the reason: not a server that
+    # answers every request with a 500.
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ["HOME"],
+        "PYTHONPATH": str(stack.ROOT),
+        "INFERQ_REDIS_URL": redis_server.url,
+        "INFERQ_LOG_DIR": str(tmp_path / "logs"),
+        "INFERQ_METRICS_DIR": str(tmp_path / "metrics"),
+    }
+    command = [str(stack.BIN / "uvicorn"), "api.main:app", "--port", str(stack.free_port())]
+    run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0
+    assert "INFERQ_QUEUE_SECRET" in run.stderr and "Application startup failed" in run.stderr
