@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ from worker import metrics, scripts
 from worker.batches import Batch, ServedQueue, Taken, WorkSource
 from worker.history import TALLY
 from worker.identity import claim_field
+from worker.payload import Computation
 from worker.timelimit import time_limit
 
 log = logging.getLogger(__name__)
@@ -208,32 +210,38 @@ class ComputationRunner:
     def _settle(
         self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
     ) -> list[tuple[str, str, str]]:
-        settings = self.settings
+        settings, now = self.settings, now_ts()
+        told: list[dict[str, str]] = []  # the records of the completion message
+        per_computation: list[str | int] = []
+        for computation, outcome in zip(batch.computations, outcomes, strict=True):
+            status = _status(outcome)
+            value = outcome.error.model_dump_json() if outcome.error else outcome.result_json
+            if status != "retry":  # FINISH decides what a retry comes to
+                told += _records(computation, status, now, value)
+            jobs = computation.jobs()
+            per_computation += [
+                computation.key,
+                computation.result_key or "-",
+                status,
+                value,
+                2 * len(jobs),
+                *(v for job_id, _, created_at in jobs for v in (job_id, created_at)),
+            ]
         args: list[str | int | float] = [
             self.keys.job_prefix,
-            now_ts(),
+            now,
             settings.result_cache_ttl_s,
             self.keys.done_channel,
             f"{elapsed * 1000 / len(outcomes):.3f}",
             f"{elapsed * 1000:.3f}",
             settings.retries + 1,
             settings.retry_delay_s,
+            json.dumps(told, separators=(",", ":")) if told else "",
+            *per_computation,
         ]
-        for computation, outcome in zip(batch.computations, outcomes, strict=True):
-            args += [
-                computation.key,
-                computation.result_key or "-",
-                _status(outcome),
-                outcome.result_json,
-                outcome.error.model_dump_json() if outcome.error else "",
-                computation.cache_key,
-                len(computation.started),
-                *computation.started,
-            ]
         keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]
-        settled = self._finish(keys=keys, args=args)
-        flat = [v.decode() for v in settled]
-        return list(zip(flat[::3], flat[1::3], flat[2::3], strict=True))
+        exact, flat = self._finish(keys=keys, args=args)
+        return _settled(batch, told if exact == b"1" else [], [v.decode() for v in flat])
 
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
         requeued, failed = self._reap(
@@ -249,6 +257,35 @@ class ComputationRunner:
             ],
         )
         return [i.decode() for i in requeued], [i.decode() for i in failed]
+
+
+def _records(computation: Computation, status: str, now: str, value: str) -> list[dict[str, str]]:
+    """The settled record of each job TAKE started of `computation`, as FINISH writes it."""
+    outcome = "result" if status == "succeeded" else "error"
+    s = computation.started
+    return [
+        {
+            "id": s[i],
+            "status": status,
+            "finished_at": now,
+            "started_at": s[0],
+            "attempts": s[i + 1],
+            "cache_key": computation.cache_key,
+            outcome: value,
+        }
+        for i in range(1, len(s), 4)
+    ]
+
+
+def _settled(
+    batch: Batch, told: list[dict[str, str]], flat: list[str]
+) -> list[tuple[str, str, str]]:
+    """Job id, priority, status of every job FINISH settled: `told`, then what it listed."""
+    priority = {job_id: prio for job_id, prio, _ in batch.started}
+    settled = [(r["id"], priority[r["id"]], r["status"]) for r in told]
+    for job_id, prio, status in zip(flat[::3], flat[1::3], flat[2::3], strict=True):
+        settled.append((job_id, prio or priority[job_id], status))
+    return settled
 
 
 def _status(outcome: ItemOutcome) -> str:

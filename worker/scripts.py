@@ -499,19 +499,28 @@ return 1
 # ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
 #       5 model time per computation in ms, 6 model time of the batch in ms,
 #       7 attempts allowed for a transient failure, 8 first retry delay in seconds,
+#       9 the completion message of the jobs the caller settles (below; '' for none),
 #       then per computation, in lease order: computation key, shared result key ('-' if
-#       none), status (succeeded, failed or retry), result json or '', error json, cache
-#       key, n, and the n values TAKE returned of what it started (its start stamp, then
-#       id, attempts, priority, created_at per job).
-# Returns a flat list of id, priority, status per settled job, and publishes the
-# settled fields (a JSON list of field maps), so woken waiters need not read them.
+#       none), status (succeeded, failed or retry), result json (succeeded) or error json,
+#       n, and n values: id, created_at of each job TAKE started of it.
+# Returns {exact, flat list of id, priority ('' when TAKE told it), status}: with exact
+# '1' every job of a computation that did not ask for a retry was settled as the caller
+# told (the list holds only the others: jobs that joined later, retries that failed);
+# with '0' the list holds every job settled.
 # While the lease is held, nobody else has touched the jobs TAKE started (only REAP and
 # TIME_OUT take a lease back, and they remove it): those are settled from what TAKE
 # told, without reading them; a job that joined the computation later is read.
+# The completion message (a JSON list of the settled records, so woken waiters need not
+# read them) is built by the caller for the jobs it settles: encoding it here cost Redis
+# more than anything else per job, and a consumer process has cores to spare where the
+# one Redis thread has none. It is published only when everything went as the caller
+# told; otherwise the settled ids are, and their waiters read their records.
 FINISH = (
     _INDEX
     + """
-local records, settled = {}, {}
+local extra, settled, told = {}, {}, {}  -- records read here; returned; told and settled
+local ne, ns, nt = 0, 0, 0
+local expected = 0  -- jobs the caller's message covers
 local lease = nil  -- read only to put a computation back for a retry
 local held = redis.call('EXISTS', KEYS[1]) == 1
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
@@ -528,41 +537,35 @@ local function retry_at(computation)
   end
   return due
 end
-local nr, ns = 0, 0
--- `started` is written only when `fresh` (TAKE wrote it when it started the job, and
--- the caller has read the record, so it exists). Without `fresh` the record is written
--- unread: HSET counts the fields it adds, and a running job's record already has
--- `status`, so three new fields mean its record expired (its TTL ran out) while the
--- model ran: that is deleted again, not left behind without a TTL. Returns whether the
--- job was settled.
-local function settle(id, status, outcome, value, started, attempts, cache_key, prio, fresh)
+-- A job of a running computation that joined after TAKE (or any, once the lease was
+-- lost): read, and settled if it is still queued or running; its record goes out here.
+local function settle_read(id, status, outcome, value)
   local key = ARGV[1] .. id
-  if fresh then
-    redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at', started,
-      outcome, value)
-  elseif redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], outcome,
-      value) == 3 then
-    redis.call('DEL', key)
-    return false
-  end
-  local record = {id = id, status = status, finished_at = ARGV[2], started_at = started,
-    attempts = attempts, cache_key = cache_key}
+  local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
+    'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
+  if old ~= 'queued' and old ~= 'running' then return end
+  -- `started_at` is written for a job that never started (its record exists: just read).
+  redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at',
+    started or ARGV[2], outcome, value)
+  index_ended(ARGV[1], id, status, created)
+  local record = {id = id, status = status, finished_at = ARGV[2],
+    started_at = started or ARGV[2], attempts = attempts, cache_key = cache_key}
   record[outcome] = value
-  nr = nr + 1
-  records[nr] = record
+  ne = ne + 1
+  extra[ne] = record
   settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, prio, status
   ns = ns + 3
-  return true
 end
 local share = ARGV[3] ~= '0'
-local c, slot = 9, 2
+local c, slot = 10, 2
 while c <= #ARGV do
-  local computation, result_key, status = ARGV[c], ARGV[c + 1], ARGV[c + 2]
-  local result, err, own_key = ARGV[c + 3], ARGV[c + 4], ARGV[c + 5]
-  local took = c + 7  -- ARGV[took]: TAKE's stamp, then id, attempts, priority, created_at
-  c = took + tonumber(ARGV[c + 6])
-  local due = status == 'retry' and retry_at(computation)
-  if status == 'retry' then status = 'failed' end
+  local computation, result_key, status, value = ARGV[c], ARGV[c + 1], ARGV[c + 2], ARGV[c + 3]
+  local took = c + 4  -- ARGV[took] is n: then id, created_at per job TAKE started
+  c = took + 1 + tonumber(ARGV[took])
+  local covered = status ~= 'retry'  -- the caller's message holds these jobs
+  local due = not covered and retry_at(computation)
+  if covered then expected = expected + (c - took - 1) / 2 else status = 'failed' end
+  local outcome = status == 'succeeded' and 'result' or 'error'
   if due then
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
       if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
@@ -573,33 +576,38 @@ while c <= #ARGV do
     redis.call('ZADD', KEYS[5], due,
       lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
   else
-    local outcome, value = 'result', result
-    if err ~= '' then outcome, value = 'error', err end
     -- Every id on the computation, and the list goes with them.
     for _, id in ipairs(redis.call('LPOP', computation, '1000000') or {}) do
       local at = nil
       if held then
-        for i = took + 1, c - 1, 4 do
+        for i = took + 1, c - 1, 2 do
           if ARGV[i] == id then at = i; break end
         end
       end
-      if at then
-        local kept = settle(id, status, outcome, value, ARGV[took], ARGV[at + 1], own_key,
-          ARGV[at + 2])
-        if kept then index_ended(ARGV[1], id, status, ARGV[at + 3]) end
+      if not at then
+        settle_read(id, status, outcome, value)
       else
+        -- Written unread: a running job's record already has `status`, so three new
+        -- fields mean it expired (its TTL ran out) while the model ran: that is deleted
+        -- again, not left behind without a TTL.
         local key = ARGV[1] .. id
-        local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
-          'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
-        if old == 'queued' or old == 'running' then
-          settle(id, status, outcome, value, started or ARGV[2], attempts, cache_key, prio,
-            not started)
-          index_ended(ARGV[1], id, status, created)
+        if redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], outcome,
+            value) == 3 then
+          redis.call('DEL', key)
+        else
+          index_ended(ARGV[1], id, status, ARGV[at + 1])
+          if covered then
+            told[nt + 1], told[nt + 2] = id, status
+            nt = nt + 2
+          else
+            settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, '', status
+            ns = ns + 3
+          end
         end
       end
     end
     if status == 'succeeded' and result_key ~= '-' and share then
-      redis.call('SET', result_key, result, 'EX', ARGV[3])
+      redis.call('SET', result_key, value, 'EX', ARGV[3])
     end
   end
   slot = slot + 3
@@ -612,8 +620,20 @@ local cost, run = unpack(redis.call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:'
 local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 + value * 0.2) end
 redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
   'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
-if nr > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(records)) end
-return settled
+local exact = held and nt == 2 * expected
+if exact then
+  if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[9]) end
+elseif nt > 0 then
+  local ids = {}
+  for i = 1, nt, 2 do
+    ids[#ids + 1] = told[i]
+    settled[ns + 1], settled[ns + 2], settled[ns + 3] = told[i], '', told[i + 1]
+    ns = ns + 3
+  end
+  redis.call('PUBLISH', ARGV[4], table.concat(ids, ','))
+end
+if ne > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(extra)) end
+return {exact and '1' or '0', settled}
 """
 )
 
