@@ -21,8 +21,7 @@ from core.keys import RedisKeys
 CHUNK = 200
 MOST_READ = 5_000  # records read per request at most; past it, a cursor to go on
 FIELDS = (
-    "id",
-    "status",
+    "status",  # first: every record has it, so None means there is no record
     "model",
     "model_version",
     "priority",
@@ -81,7 +80,7 @@ async def list_jobs(
             if fields is None:  # expired with its TTL: the index forgets it too
                 await redis.zrem(index, job_id)
             elif where.admits(fields):
-                found.append(JobRecord.from_hash(fields))
+                found.append(JobRecord.from_hash(text(job_id), fields))
                 if len(found) == limit:
                     return found, repr(score)
     return found, upper[1:]

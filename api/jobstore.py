@@ -21,7 +21,15 @@ from core.errors import (
     OverloadedError,
     QueueFullError,
 )
-from core.jobs import BAND_WIDTH, DEADLINE_EXCEEDED, JobRecord, JobStatus, Priority, now_ts
+from core.jobs import (
+    BAND_WIDTH,
+    BANDS,
+    DEADLINE_EXCEEDED,
+    JobRecord,
+    JobStatus,
+    Priority,
+    now_ts,
+)
 from core.keys import RedisKeys
 from worker import scripts
 
@@ -69,7 +77,14 @@ class JobStore:
                 keys.overlapping_arrivals,
                 keys.paused,
             ],
-            shared_args=[self._job_ttl, settings.queue_max_depth, settings.heartbeat_ttl_s],
+            shared_args=[
+                self._job_ttl,
+                settings.queue_max_depth,
+                settings.heartbeat_ttl_s,
+                BAND_WIDTH,
+                len(BANDS),
+                *(priority.value for priority in BANDS),
+            ],
         )
         self._record_cached = redis.register_script(scripts.RECORD_CACHED)
         self._cancel = redis.register_script(scripts.CANCEL)
@@ -86,14 +101,13 @@ class JobStore:
         result_key = (
             self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
         )
-        band = job.priority.band
+        idempotency = "\n".join(job.idempotency) if job.idempotency else ""
         reply = await self._submit(
             keys=[
                 self._keys.job(job.id),
                 self._keys.computation(computation),
                 result_key or "-",
                 self._keys.queue(job.model, job.model_version),
-                job.idempotency[0] if job.idempotency else "-",
             ],
             args=[
                 job.id,
@@ -102,14 +116,10 @@ class JobStore:
                 job.priority.value,
                 created,
                 job.input_json,
-                band,
-                band + BAND_WIDTH,
-                "1" if result_key else "0",
                 job.cache_key or "",
                 deadline_at,
-                job.deadline_s or 0,
                 job.owner,
-                job.idempotency[1] if job.idempotency else "",
+                idempotency,
             ],
         )
         route = reply[0].decode()
@@ -153,7 +163,7 @@ class JobStore:
         raw = {text(k): text(v) for k, v in fields.items()}
         if not raw or (owner is not None and raw.get("owner", "") != owner):
             raise JobNotFoundError(f"no job {job_id!r} (unknown or expired)")
-        return JobRecord.from_hash(raw), raw
+        return JobRecord.from_hash(job_id, raw), raw
 
     async def cancel(self, job_id: str, owner: str | None) -> JobRecord:
         """Cancel a queued job; a running or finished one cannot be. None: any tenant's."""
@@ -233,7 +243,8 @@ class JobStore:
 
     @staticmethod
     def _queued_record(job: PreparedJob, created: str) -> JobRecord:
-        return JobRecord.from_hash(_base_fields(job, created) | {"status": JobStatus.QUEUED})
+        fields = _base_fields(job, created) | {"status": JobStatus.QUEUED}
+        return JobRecord.from_hash(job.id, fields)
 
     @staticmethod
     def _finished_record(job: PreparedJob, created: str, result_json: str) -> JobRecord:
@@ -244,12 +255,11 @@ class JobStore:
             "started_at": created,
             "finished_at": created,
         }
-        return JobRecord.from_hash(fields)
+        return JobRecord.from_hash(job.id, fields)
 
 
 def _base_fields(job: PreparedJob, created: str) -> dict[str, str]:
     return {
-        "id": job.id,
         "model": job.model,
         "model_version": job.model_version,
         "priority": job.priority.value,

@@ -39,7 +39,9 @@ class Priority(StrEnum):
 # operator looks for. A listing by any other status filters the creation index.
 INDEXED_STATUSES = frozenset({JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.CANCELED})
 
-_BANDS = {Priority.HIGH: 0, Priority.NORMAL: 1, Priority.LOW: 2}
+# Priorities in band order: the first runs first.
+BANDS = (Priority.HIGH, Priority.NORMAL, Priority.LOW)
+_BANDS = {priority: index for index, priority in enumerate(BANDS)}
 # A queue score is band + arrival number: priority first, FIFO within it. Three bands of
 # 10^14 stay below 2^53, so Redis's double scores hold every one exactly.
 BAND_WIDTH = 10**14
@@ -69,10 +71,10 @@ class JobRecord(BaseModel):
     requeued_from: str | None = Field(None, description="the job this one requeues")
 
     @classmethod
-    def from_hash(cls, fields: dict[str, str]) -> JobRecord:
-        """Build a record from the Redis hash the API and workers write."""
+    def from_hash(cls, job_id: str, fields: dict[str, str]) -> JobRecord:
+        """Build the record of job `job_id` from the Redis hash the API and workers write."""
         return cls(
-            id=fields["id"],
+            id=job_id,
             status=JobStatus(fields["status"]),
             model=fields["model"],
             model_version=fields["model_version"],

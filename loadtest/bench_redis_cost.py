@@ -30,6 +30,7 @@ import redis.asyncio
 
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
+from core.batching import CostFit
 from core.cache import cache_key
 from core.jobs import Priority
 from core.keys import RedisKeys
@@ -180,7 +181,11 @@ class _Work:
 
     def drain(self) -> None:
         while True:
-            for queue in self.runner.queues:  # as a worker that has seen full batches
+            for queue in self.runner.queues:
+                # Batches of `batch`, whatever the model's timing fitted: the policy
+                # explores again from a full batch (this VM's speed moved the fit, and
+                # with it the batch size and the count, from run to run).
+                queue.policy.cost = CostFit()
                 queue.policy.largest_seen = self.batch
             taken = self.runner.take()
             if taken is None:

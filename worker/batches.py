@@ -148,15 +148,15 @@ class WorkSource:
         return Taken(queue, batch, _triples(expired), int(seq))
 
     def _computations(self, flat: list[Any]) -> list[Computation]:
-        """TAKE's key, leader, cache key, input, started per computation, as Computations."""
+        """TAKE's leader, cache key, input, started per computation, as Computations."""
         found = []
-        for key, leader, raw_key, input_json, started in zip(*[iter(flat)] * 5, strict=True):
-            cache_key = raw_key.decode()
+        for raw_leader, raw_key, input_json, started in zip(*[iter(flat)] * 4, strict=True):
+            leader, cache_key = raw_leader.decode(), raw_key.decode()
             result_key = self.keys.result(cache_key) if cache_key else ""
             found.append(
                 Computation(
-                    key.decode(),
-                    leader.decode(),
+                    self.keys.computation(cache_key or f"job:{leader}"),
+                    leader,
                     cache_key,
                     result_key,
                     input_json.decode(),

@@ -57,22 +57,37 @@ end
 # Each job is answered from the shared cache, attached to an identical computation in
 # flight, or admitted and enqueued, exactly as if it had been submitted alone, in order.
 # KEYS: 1 heartbeats, 2 stats, 3 queue tokens, 4 arrival sequence, 5 queue index,
-#       6 lease index, 7 overlapping arrivals, 8 the intake pause flag; then 5 per job:
-#       its hash, its computation, the shared result ('-' if none), its model queue, its
-#       Idempotency-Key's record ('-' without one).
-# ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl; then 14 per job: id, model,
-#       version, priority, now, input JSON, priority band, next band (exclusive),
-#       cacheable, cache key, deadline_at ('' for none), deadline seconds, owner ('' when
-#       open), fingerprint of the request.
+#       6 lease index, 7 overlapping arrivals, 8 the intake pause flag; then 4 per job:
+#       its hash, its computation, the shared result ('-' if none), its model queue.
+# ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl, 4 priority band width, 5 the
+#       number P of priorities, then their names from the highest (band 0) down; then 10
+#       per job: id, model, version, priority, now, input JSON, cache key, deadline_at
+#       ('' for none), owner ('' when open), Idempotency-Key ('' without one: else its
+#       record's key, a newline and the request's fingerprint).
 # Returns per job: {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
-# A leader's hash keeps its queue score, so a cancel can take the entry out.
+# What can be derived here (bands, whether the result is shared, the deadline's length)
+# is not passed: every argument costs Redis work, per job.
 SUBMIT = (
     _INDEX
     + """
-local NK, NA = 5, 14
+local NK, NA = 4, 10
 local jobs = (#KEYS - 8) / NK
 local ttl, max_ahead, heartbeat_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local band_width, P = tonumber(ARGV[4]), tonumber(ARGV[5])
+-- Each priority's band (a number) and the next band's lower bound (a string), on first use.
+local band_of, next_of = {}, {}
+local function bands_of(priority)
+  if not band_of[priority] then
+    for i = 1, P do
+      if ARGV[5 + i] == priority then
+        band_of[priority] = (i - 1) * band_width
+        next_of[priority] = string.format('%.0f', i * band_width)
+      end
+    end
+  end
+  return band_of[priority], next_of[priority]
+end
 local replies = {}
 if redis.call('EXISTS', KEYS[8]) == 1 then  -- an operator paused intake
   for i = 1, jobs do replies[i] = {'rejected', 'paused', 0, 0, '0', '0'} end
@@ -83,7 +98,7 @@ end
 -- per computation and time per batch, and how many consumers are live.
 local queue_list, known, counted, costs, runs, sizes = nil, {}, {}, {}, {}, {}
 local live, busy, seq, added, overlapping = nil, nil, nil, 0, 0
-local bands, bounds = {}, {}  -- band strings as numbers, converted once
+local bounds = {}  -- band strings as numbers, converted once
 local function load_queues()
   if queue_list then return end
   queue_list = redis.call('SMEMBERS', KEYS[5])
@@ -135,16 +150,17 @@ end
 -- `attempts` (0), `cached` (0) and an open job's `owner` ('') are left out: readers
 -- default them, and every argument costs Redis work.
 local index = nil  -- the job index's key prefix, the same for every job of a call
+-- The id is the key's suffix: the hash does not repeat it.
 local function create(j, status, ...)
-  if j.idem ~= '-' then  -- only once the job exists: a refused request may be retried
+  if j.idem then  -- only once the job exists: a refused request may be retried
     redis.call('SET', j.idem, j.id .. ' ' .. j.fingerprint, 'EX', ttl)
   end
   if j.owner == '' then
-    redis.call('HSET', j.key, 'id', j.id, 'status', status, 'model', j.model, 'model_version',
-      j.version, 'priority', j.priority, 'created_at', j.now, 'cache_key', j.cache_key,
-      'input', j.input, ...)
+    redis.call('HSET', j.key, 'status', status, 'model', j.model, 'model_version', j.version,
+      'priority', j.priority, 'created_at', j.now, 'cache_key', j.cache_key, 'input', j.input,
+      ...)
   else
-    redis.call('HSET', j.key, 'owner', j.owner, 'id', j.id, 'status', status, 'model', j.model,
+    redis.call('HSET', j.key, 'owner', j.owner, 'status', status, 'model', j.model,
       'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'cache_key',
       j.cache_key, 'input', j.input, ...)
   end
@@ -155,7 +171,10 @@ end
 local function submit(j)
   -- The same Idempotency-Key again: the job it made, never a second one (a different
   -- request under the same key is refused).
-  local seen = j.idem ~= '-' and redis.call('GET', j.idem)
+  if j.idempotency ~= '' then
+    j.idem, j.fingerprint = string.match(j.idempotency, '^([^\\n]*)\\n(.*)$')
+  end
+  local seen = j.idem and redis.call('GET', j.idem)
   if seen then
     local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
     if fingerprint ~= j.fingerprint then
@@ -163,7 +182,8 @@ local function submit(j)
     end
     return {'existing', id}
   end
-  if j.cacheable == '1' then
+  local cacheable = j.result_key ~= '-'
+  if cacheable then
     local hit = redis.call('GET', j.result_key)
     if hit then
       create(j, 'succeeded', 'cached', '1', 'result', hit, 'started_at', j.now,
@@ -172,7 +192,7 @@ local function submit(j)
     end
   end
   -- Join the computation first: a longer list means an identical one is in flight.
-  if redis.call('RPUSH', j.computation, j.id) > 1 and j.cacheable == '1' then
+  if redis.call('RPUSH', j.computation, j.id) > 1 and cacheable then
     create(j, 'queued')
     -- Marks the leader: a take or settle reads the computation's list only when marked.
     local leader = string.sub(j.key, 1, #j.key - #j.id) .. redis.call('LINDEX', j.computation, 0)
@@ -180,7 +200,8 @@ local function submit(j)
     return {'attached'}
   end
   -- Admission: only a new computation adds work.
-  local ahead, work_ms = ahead_of(j.next_band)
+  local band, next_band = bands_of(j.priority)
+  local ahead, work_ms = ahead_of(next_band)
   if ahead >= max_ahead then
     redis.call('RPOP', j.computation)
     return {'rejected', 'queue_full', ahead, consumers(j.now), tostring(work_ms), '0'}
@@ -188,7 +209,8 @@ local function submit(j)
   if j.deadline_at ~= '' then
     -- The deadline is the whole budget: the wait ahead plus this model's own run.
     local n, run_ms = consumers(j.now), stat(runs, 'run:', j.queue)
-    if n == 0 or work_ms / n + run_ms > tonumber(j.deadline_s) * 1000 then
+    local budget_ms = (tonumber(j.deadline_at) - tonumber(j.now)) * 1000
+    if n == 0 or work_ms / n + run_ms > budget_ms then
       redis.call('RPOP', j.computation)
       return {'rejected', 'deadline', ahead, n, tostring(work_ms), tostring(run_ms)}
     end
@@ -201,13 +223,12 @@ local function submit(j)
   if sizes[j.queue] == nil then sizes[j.queue] = redis.call('ZCARD', j.queue) end
   if busy == nil then busy = redis.call('SCARD', KEYS[6]) > 0 end
   if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
-  bands[j.band] = bands[j.band] or tonumber(j.band)
-  local at = bands[j.band] + seq
+  local at = band + seq
   local score = string.format('%.0f', at)
   if j.deadline_at == '' then
-    create(j, 'queued', 'score', score)
+    create(j, 'queued')
   else
-    create(j, 'queued', 'score', score, 'deadline_at', j.deadline_at)
+    create(j, 'queued', 'deadline_at', j.deadline_at)
   end
   redis.call('ZADD', j.queue, score, j.id)
   sizes[j.queue] = sizes[j.queue] + 1
@@ -216,14 +237,13 @@ local function submit(j)
   return {'enqueued'}
 end
 for i = 1, jobs do
-  local k, a = 8 + (i - 1) * NK, 3 + (i - 1) * NA
+  local k, a = 8 + (i - 1) * NK, 5 + P + (i - 1) * NA
   replies[i] = submit({
     key = KEYS[k + 1], computation = KEYS[k + 2], result_key = KEYS[k + 3],
-    queue = KEYS[k + 4], idem = KEYS[k + 5],
+    queue = KEYS[k + 4],
     id = ARGV[a + 1], model = ARGV[a + 2], version = ARGV[a + 3], priority = ARGV[a + 4],
-    now = ARGV[a + 5], input = ARGV[a + 6], band = ARGV[a + 7], next_band = ARGV[a + 8],
-    cacheable = ARGV[a + 9], cache_key = ARGV[a + 10], deadline_at = ARGV[a + 11],
-    deadline_s = ARGV[a + 12], owner = ARGV[a + 13], fingerprint = ARGV[a + 14]})
+    now = ARGV[a + 5], input = ARGV[a + 6], cache_key = ARGV[a + 7], deadline_at = ARGV[a + 8],
+    owner = ARGV[a + 9], idempotency = ARGV[a + 10]})
 end
 if added > 0 then
   redis.call('INCRBY', KEYS[4], added)
@@ -259,7 +279,7 @@ return replies
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
 #   | {'batch', queue number, computations, expired, others queued, busy, live, seq}
-#   where computations is a flat list of key, leader, cache key, input JSON, and a list of
+#   where computations is a flat list of leader, cache key, input JSON, and a list of
 #   what this take started of it (the start stamp, then id, attempts, priority, created_at
 #   per job: FINISH settles those without reading them again); expired is a flat list of
 #   id, priority, created_at; busy, live and seq are 0, 0 and -1 for a full batch.
@@ -330,6 +350,22 @@ local nm, ne = 0, 0  -- lengths of members, entries
 local popped, taken, done = 0, 0, false
 local horizon = now + run_s  -- a job due before this would expire mid-run
 local NEXT = {['0'] = '1', ['1'] = '2', ['2'] = '3', ['3'] = '4'}  -- attempts, no tonumber
+-- A queued job of a computation being taken: expired if its deadline falls before the
+-- batch could end, else started. Returns its attempts if it started.
+local function start(id, key, status, prio, created, due, attempts)
+  if status ~= 'queued' then return nil end
+  if due and tonumber(due) <= horizon then
+    redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
+    index_ended(ARGV[3], id, 'expired', created)
+    for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
+    table.insert(expired_ids, id)
+    return nil
+  end
+  attempts = NEXT[attempts or '0'] or tostring(tonumber(attempts) + 1)
+  redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
+    'attempts', attempts)
+  return attempts
+end
 while not done and taken < want and popped < 4 * want + 16 do
   local heads = pop(want - taken)
   if #heads == 0 then break end
@@ -341,53 +377,47 @@ while not done and taken < want and popped < 4 * want + 16 do
       done = true
     else
       popped = popped + 1
-      local fields = redis.call('HMGET', ARGV[3] .. leader, 'status', 'priority', 'created_at',
-        'deadline_at', 'attempts', 'cache_key', 'input', 'shared')
-      local computation = computation_of(ARGV[3], leader, fields[6])
-      local input = fields[7]
-      local live, ran, nr = 0, {stamp}, 1
+      local key = ARGV[3] .. leader
+      local fields = redis.call('HMGET', key, 'status', 'priority', 'created_at', 'deadline_at',
+        'attempts', 'cache_key', 'input', 'shared')
+      local cache_key, input = fields[6], fields[7]  -- cache_key nil: the record is gone
+      local ran, nr = {stamp}, 1
+      local function started(id, attempts, prio, created)
+        if not attempts then return end
+        ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, attempts, prio, created
+        nr = nr + 4
+      end
+      if cache_key then
+        started(leader, start(leader, key, fields[1], fields[2], fields[3], fields[4],
+          fields[5]), fields[2], fields[3])
+      end
       -- Only a computation another job has joined has more ids than its leader's.
-      local ids = {leader}
-      if not computation then ids = {}
-      elseif fields[8] then ids = redis.call('LRANGE', computation, '0', '-1') end
-      for _, id in ipairs(ids) do
-        local key = ARGV[3] .. id
-        local status, prio, created, due, attempts = fields[1], fields[2], fields[3], fields[4],
-          fields[5]
-        if id ~= leader then
-          local other = redis.call('HMGET', key, 'status', 'priority', 'created_at',
-            'deadline_at', 'attempts', 'input')
-          status, prio, created, due, attempts = other[1], other[2], other[3], other[4], other[5]
-          input = input or other[6]
-        end
-        if status == 'queued' and due and tonumber(due) <= horizon then
-          redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
-          index_ended(ARGV[3], id, 'expired', created)
-          for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
-          table.insert(expired_ids, id)
-        elseif status == 'queued' then
-          attempts = attempts or '0'
-          attempts = NEXT[attempts] or tostring(tonumber(attempts) + 1)
-          redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
-            'attempts', attempts)
-          ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, attempts, prio, created
-          nr = nr + 4
-          live = live + 1
+      if cache_key and fields[8] then
+        for _, id in ipairs(redis.call('LRANGE', computation_of(ARGV[3], leader, cache_key),
+            '0', '-1')) do
+          if id ~= leader then
+            local other_key = ARGV[3] .. id
+            local o = redis.call('HMGET', other_key, 'status', 'priority', 'created_at',
+              'deadline_at', 'attempts', 'input')
+            input = input or o[6]
+            started(id, start(id, other_key, o[1], o[2], o[3], o[4], o[5]), o[2], o[3])
+          end
         end
       end
-      if live > 0 and input then
+      if nr > 1 and input then
         entries[ne + 1], entries[ne + 2], entries[ne + 3] = queue, score, leader
         ne = ne + 3
-        members[nm + 1], members[nm + 2], members[nm + 3] = computation, leader, fields[6]
-        members[nm + 4], members[nm + 5] = input, ran
-        nm = nm + 5
+        members[nm + 1], members[nm + 2], members[nm + 3], members[nm + 4] = leader, cache_key,
+          input, ran
+        nm = nm + 4
         taken = taken + 1
         if solo then
           redis.call('SREM', KEYS[8], leader)  -- it runs alone now
           done = true
         end
-      elseif computation then
-        redis.call('DEL', computation)  -- every job on it was canceled or expired
+      elseif cache_key then
+        -- every job on it was canceled or expired
+        redis.call('DEL', computation_of(ARGV[3], leader, cache_key))
       end
     end
   end
@@ -423,7 +453,7 @@ return {'batch', chosen, members, expired, others, busy, live_workers, seq}
 RECORD_CACHED = (
     _INDEX
     + """
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'succeeded', 'model', ARGV[2],
+redis.call('HSET', KEYS[1], 'status', 'succeeded', 'model', ARGV[2],
   'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
   'started_at', ARGV[5], 'finished_at', ARGV[5], 'cached', '1',
   'result', ARGV[7], 'cache_key', ARGV[8], 'owner', ARGV[9])
@@ -447,11 +477,9 @@ local function drop_if_dead(id, model, version, cache_key)
     local status = redis.call('HGET', ARGV[7] .. other, 'status')
     if status == 'queued' or status == 'running' then return end
   end
-  local score = ids[1] and redis.call('HGET', ARGV[7] .. ids[1], 'score')
+  -- The queue's member is the computation's leader, its first id.
   local queue = ARGV[6] .. model .. ':' .. version
-  if score and redis.call('ZREMRANGEBYSCORE', queue, score, score) > 0 then
-    redis.call('LPOP', KEYS[2])
-  end
+  if ids[1] and redis.call('ZREM', queue, ids[1]) > 0 then redis.call('LPOP', KEYS[2]) end
   redis.call('DEL', computation)
 end
 """
