@@ -51,10 +51,13 @@ class PreparedJob:
     idempotency: tuple[str, str] | None = None  # its Redis key, the request's fingerprint
 
 
+Route = Literal["enqueued", "attached", "cached", "existing"]
+
+
 @dataclass(frozen=True)
 class Submitted:
     job: JobRecord
-    route: Literal["enqueued", "attached", "cached", "existing"]
+    route: Route
     result_json: str | None = None
 
 
@@ -122,6 +125,9 @@ class JobStore:
                 idempotency,
             ],
         )
+        if isinstance(reply, bytes):
+            route_taken: Route = "attached" if reply == b"attached" else "enqueued"
+            return Submitted(self._queued_record(job, created), route_taken)
         route = reply[0].decode()
         if route == "existing":
             existing, _ = await self.get(reply[1].decode(), job.owner)

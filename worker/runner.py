@@ -224,8 +224,7 @@ class ComputationRunner:
                 computation.result_key or "-",
                 status,
                 value,
-                2 * len(jobs),
-                *(v for job_id, _, created_at in jobs for v in (job_id, created_at)),
+                *_started(jobs, with_created=status != "succeeded"),
             ]
         args: list[str | int | float] = [
             self.keys.job_prefix,
@@ -275,6 +274,14 @@ def _records(computation: Computation, status: str, now: str, value: str) -> lis
         }
         for i in range(1, len(s), 4)
     ]
+
+
+def _started(jobs: list[tuple[str, str, str]], with_created: bool) -> list[str | int]:
+    """n, then the id (and created_at) of each job: FINISH's view of what TAKE started."""
+    values: list[str | int] = [
+        v for job_id, _, created_at in jobs for v in (job_id, created_at)[: 1 + with_created]
+    ]
+    return [len(values), *values]
 
 
 def _settled(

@@ -64,7 +64,8 @@ end
 #       per job: id, model, version, priority, now, input JSON, cache key, deadline_at
 #       ('' for none), owner ('' when open), Idempotency-Key ('' without one: else its
 #       record's key, a newline and the request's fingerprint).
-# Returns per job: {'cached', result} | {'attached'} | {'enqueued'} | {'existing', job id}
+# Returns per job: 'enqueued' | 'attached' (the common answers, without a list around
+#       them) | {'cached', result} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
 # What can be derived here (bands, whether the result is shared, the deadline's length)
 # is not passed: every argument costs Redis work, per job.
@@ -197,7 +198,7 @@ local function submit(j)
     -- Marks the leader: a take or settle reads the computation's list only when marked.
     local leader = string.sub(j.key, 1, #j.key - #j.id) .. redis.call('LINDEX', j.computation, 0)
     if redis.call('EXISTS', leader) == 1 then redis.call('HSET', leader, 'shared', '1') end
-    return {'attached'}
+    return 'attached'
   end
   -- Admission: only a new computation adds work.
   local band, next_band = bands_of(j.priority)
@@ -234,7 +235,7 @@ local function submit(j)
   sizes[j.queue] = sizes[j.queue] + 1
   load_queues()
   note_enqueued(j.queue, at)
-  return {'enqueued'}
+  return 'enqueued'
 end
 for i = 1, jobs do
   local k, a = 8 + (i - 1) * NK, 5 + P + (i - 1) * NA
@@ -530,7 +531,8 @@ return 1
 #       9 the completion message of the jobs the caller settles (below; '' for none),
 #       then per computation, in lease order: computation key, shared result key ('-' if
 #       none), status (succeeded, failed or retry), result json (succeeded) or error json,
-#       n, and n values: id, created_at of each job TAKE started of it.
+#       n, and n values: the id of each job TAKE started of it, each followed by its
+#       created_at unless the status is succeeded (only a failed job is indexed by it).
 # Returns {exact, flat list of id, priority ('' when TAKE told it), status}: with exact
 # '1' every job of a computation that did not ask for a retry was settled as the caller
 # told (the list holds only the others: jobs that joined later, retries that failed);
@@ -588,11 +590,12 @@ local share = ARGV[3] ~= '0'
 local c, slot = 10, 2
 while c <= #ARGV do
   local computation, result_key, status, value = ARGV[c], ARGV[c + 1], ARGV[c + 2], ARGV[c + 3]
-  local took = c + 4  -- ARGV[took] is n: then id, created_at per job TAKE started
+  local took = c + 4  -- ARGV[took] is n: then id (and created_at) per job TAKE started
+  local stride = status == 'succeeded' and 1 or 2
   c = took + 1 + tonumber(ARGV[took])
   local covered = status ~= 'retry'  -- the caller's message holds these jobs
   local due = not covered and retry_at(computation)
-  if covered then expected = expected + (c - took - 1) / 2 else status = 'failed' end
+  if covered then expected = expected + (c - took - 1) / stride else status = 'failed' end
   local outcome = status == 'succeeded' and 'result' or 'error'
   if due then
     for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
@@ -608,7 +611,7 @@ while c <= #ARGV do
     for _, id in ipairs(redis.call('LPOP', computation, '1000000') or {}) do
       local at = nil
       if held then
-        for i = took + 1, c - 1, 2 do
+        for i = took + 1, c - 1, stride do
           if ARGV[i] == id then at = i; break end
         end
       end
@@ -623,7 +626,7 @@ while c <= #ARGV do
             value) == 3 then
           redis.call('DEL', key)
         else
-          index_ended(ARGV[1], id, status, ARGV[at + 1])
+          if stride == 2 then index_ended(ARGV[1], id, status, ARGV[at + 1]) end
           if covered then
             told[nt + 1], told[nt + 2] = id, status
             nt = nt + 2
