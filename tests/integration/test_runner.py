@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -126,3 +126,73 @@ def test_every_lua_script_compiles(redis_server: RedisServer) -> None:
     with redis_server.client() as client:
         for name, source in sources.items():
             assert client.script_load(source), name
+
+
+def _published(settings: Settings, run: Callable[[], None]) -> list[bytes]:
+    """What the completion channel carried while `run` ran."""
+    pubsub = _client(settings).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(RedisKeys(settings.namespace).done_channel)
+    while pubsub.get_message(timeout=1.0) is None and not pubsub.subscribed:
+        pass
+    run()
+    messages = []
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.2)
+        if message is not None:
+            messages.append(message["data"])
+        elif messages:
+            break
+    pubsub.close()
+    return messages
+
+
+def test_a_settled_batch_publishes_every_record_as_written(settings: Settings) -> None:
+    jobs = [_job("echo", "1", {"n": n}) for n in range(3)]
+    for job in jobs:
+        _submit(settings, job)
+    runner = _runner(settings, ModelRegistry.from_paths([]))
+    batch = runner.take()
+    assert isinstance(batch, Batch)
+    messages = _published(settings, lambda: runner.run(batch))
+    published = {r["id"]: r for m in messages for r in json.loads(m)}
+    assert len(messages) == 1  # one message for the batch
+    assert set(published) == {job_id for job_id, _, _ in batch.started}
+    for job_id, record in published.items():
+        stored = _record(settings, job_id)
+        assert record["status"] == stored["status"] == "succeeded"
+        assert record["result"] == stored["result"] and record["attempts"] == stored["attempts"]
+        assert record["started_at"] == stored["started_at"]
+        assert record["finished_at"] == stored["finished_at"]
+
+
+def test_a_batch_whose_lease_was_taken_back_still_settles_and_publishes(
+    settings: Settings,
+) -> None:
+    job = _job("echo", "1", {"n": "late"})
+    _submit(settings, job)
+    runner = _runner(settings, ModelRegistry.from_paths([]))
+    batch = runner.take()
+    assert isinstance(batch, Batch)
+    runner.release(batch)  # as REAP does when a heartbeat went stale: the job is queued again
+    assert _record(settings, job.id)["status"] == "queued"
+    messages = _published(settings, lambda: runner.run(batch))
+    assert _record(settings, job.id)["status"] == "succeeded"
+    assert [r["id"] for m in messages for r in json.loads(m)] == [job.id]
+    assert runner.take() is None  # its queue entry is skipped: the job is no longer queued
+
+
+def test_a_batch_whose_lease_was_taken_back_leaves_what_another_worker_settled(
+    settings: Settings,
+) -> None:
+    job = _job("echo", "1", {"n": "twice"})
+    _submit(settings, job)
+    slow = _runner(settings, ModelRegistry.from_paths([]))
+    batch = slow.take()
+    assert isinstance(batch, Batch)
+    slow.release(batch)  # taken back, then run again elsewhere, while this one still runs
+    _dequeue_and_run(settings, ModelRegistry.from_paths([]))
+    settled = _record(settings, job.id)
+    assert settled["status"] == "succeeded" and settled["attempts"] == "2"
+    assert _published(settings, lambda: slow.run(batch)) == []  # nothing is announced twice
+    assert _record(settings, job.id) == settled
