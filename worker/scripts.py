@@ -544,12 +544,14 @@ return 1
 # read them) is built by the caller for the jobs it settles: encoding it here cost Redis
 # more than anything else per job, and a consumer process has cores to spare where the
 # one Redis thread has none. It is published only when everything went as the caller
-# told; otherwise the settled ids are, and their waiters read their records.
+# told; otherwise the settled ids are, and their waiters read their records. The ids of
+# a computation that asked for a retry and had none left (it fails here) go out too.
 FINISH = (
     _INDEX
     + """
 local extra, settled, told = {}, {}, {}  -- records read here; returned; told and settled
-local ne, ns, nt = 0, 0, 0
+local reread = {}  -- ids settled here that the caller's message does not hold
+local ne, ns, nt, nr = 0, 0, 0, 0
 local expected = 0  -- jobs the caller's message covers
 local lease = nil  -- read only to put a computation back for a retry
 local held = redis.call('EXISTS', KEYS[1]) == 1
@@ -630,9 +632,11 @@ while c <= #ARGV do
           if covered then
             told[nt + 1], told[nt + 2] = id, status
             nt = nt + 2
-          else
+          else  -- a retry that ran out: its waiters read the record
             settled[ns + 1], settled[ns + 2], settled[ns + 3] = id, '', status
             ns = ns + 3
+            nr = nr + 1
+            reread[nr] = id
           end
         end
       end
@@ -654,15 +658,15 @@ redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5]))
 local exact = held and nt == 2 * expected
 if exact then
   if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[9]) end
-elseif nt > 0 then
-  local ids = {}
+else
   for i = 1, nt, 2 do
-    ids[#ids + 1] = told[i]
+    nr = nr + 1
+    reread[nr] = told[i]
     settled[ns + 1], settled[ns + 2], settled[ns + 3] = told[i], '', told[i + 1]
     ns = ns + 3
   end
-  redis.call('PUBLISH', ARGV[4], table.concat(ids, ','))
 end
+if nr > 0 then redis.call('PUBLISH', ARGV[4], table.concat(reread, ',')) end
 if ne > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(extra)) end
 return {exact and '1' or '0', settled}
 """

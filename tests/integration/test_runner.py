@@ -11,10 +11,12 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 import redis.asyncio
+from pydantic import BaseModel
 
 import worker.scripts
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
+from core.errors import TransientModelError
 from core.jobs import Priority
 from core.keys import RedisKeys
 from core.models import ModelRegistry
@@ -196,3 +198,36 @@ def test_a_batch_whose_lease_was_taken_back_leaves_what_another_worker_settled(
     assert settled["status"] == "succeeded" and settled["attempts"] == "2"
     assert _published(settings, lambda: slow.run(batch)) == []  # nothing is announced twice
     assert _record(settings, job.id) == settled
+
+
+class NumberInput(BaseModel):
+    n: int
+
+
+class AlwaysTransient:
+    """Fails transiently every time: a retry that runs out."""
+
+    name = "always_transient"
+    version = "1"
+    batchable = False
+    deterministic = False
+    input_schema = NumberInput
+
+    def load(self) -> None:
+        pass
+
+    def predict(self, inputs: list[object]) -> list[object]:
+        raise TransientModelError("down")
+
+
+def test_a_job_whose_retries_ran_out_is_announced(settings: Settings) -> None:
+    settings = settings.model_copy(update={"retries": 0})
+    job = _job("always_transient", "1", {"n": 1})
+    _submit(settings, job)
+    models = ModelRegistry.from_paths(["tests.integration.test_runner:AlwaysTransient"])
+    runner = _runner(settings, models)
+    batch = runner.take()
+    assert isinstance(batch, Batch)
+    messages = _published(settings, lambda: runner.run(batch))
+    assert _record(settings, job.id)["status"] == "failed"
+    assert messages == [job.id.encode()]  # its waiter wakes and reads the record
