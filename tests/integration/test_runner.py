@@ -11,12 +11,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 import redis.asyncio
-from pydantic import BaseModel
 
 import worker.scripts
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
-from core.errors import TransientModelError
 from core.jobs import Priority
 from core.keys import RedisKeys
 from core.models import ModelRegistry
@@ -69,9 +67,14 @@ def _runner(settings: Settings, models: ModelRegistry) -> ComputationRunner:
 
 def _dequeue_and_run(settings: Settings, models: ModelRegistry) -> None:
     runner = _runner(settings, models)
+    batch = _take_one(runner)
+    runner.run(batch)
+
+
+def _take_one(runner: ComputationRunner) -> Batch:
     batch = runner.take()
     assert isinstance(batch, Batch)
-    runner.run(batch)
+    return batch
 
 
 def _job(model: str, version: str, payload: dict[str, object]) -> PreparedJob:
@@ -154,8 +157,7 @@ def test_a_settled_batch_publishes_every_record_as_written(settings: Settings) -
     for job in jobs:
         _submit(settings, job)
     runner = _runner(settings, ModelRegistry.from_paths([]))
-    batch = runner.take()
-    assert isinstance(batch, Batch)
+    batch = _take_one(runner)
     messages = _published(settings, lambda: runner.run(batch))
     published = {r["id"]: r for m in messages for r in json.loads(m)}
     assert len(messages) == 1  # one message for the batch
@@ -174,8 +176,7 @@ def test_a_batch_whose_lease_was_taken_back_still_settles_and_publishes(
     job = _job("echo", "1", {"n": "late"})
     _submit(settings, job)
     runner = _runner(settings, ModelRegistry.from_paths([]))
-    batch = runner.take()
-    assert isinstance(batch, Batch)
+    batch = _take_one(runner)
     runner.release(batch)  # as REAP does when a heartbeat went stale: the job is queued again
     assert _record(settings, job.id)["status"] == "queued"
     messages = _published(settings, lambda: runner.run(batch))
@@ -190,8 +191,7 @@ def test_a_batch_whose_lease_was_taken_back_leaves_what_another_worker_settled(
     job = _job("echo", "1", {"n": "twice"})
     _submit(settings, job)
     slow = _runner(settings, ModelRegistry.from_paths([]))
-    batch = slow.take()
-    assert isinstance(batch, Batch)
+    batch = _take_one(slow)
     slow.release(batch)  # taken back, then run again elsewhere, while this one still runs
     _dequeue_and_run(settings, ModelRegistry.from_paths([]))
     settled = _record(settings, job.id)
@@ -200,34 +200,13 @@ def test_a_batch_whose_lease_was_taken_back_leaves_what_another_worker_settled(
     assert _record(settings, job.id) == settled
 
 
-class NumberInput(BaseModel):
-    n: int
-
-
-class AlwaysTransient:
-    """Fails transiently every time: a retry that runs out."""
-
-    name = "always_transient"
-    version = "1"
-    batchable = False
-    deterministic = False
-    input_schema = NumberInput
-
-    def load(self) -> None:
-        pass
-
-    def predict(self, inputs: list[object]) -> list[object]:
-        raise TransientModelError("down")
-
-
 def test_a_job_whose_retries_ran_out_is_announced(settings: Settings) -> None:
     settings = settings.model_copy(update={"retries": 0})
     job = _job("always_transient", "1", {"n": 1})
     _submit(settings, job)
-    models = ModelRegistry.from_paths(["tests.integration.test_runner:AlwaysTransient"])
+    models = ModelRegistry.from_paths(["tests.support.models:AlwaysTransientModel"])
     runner = _runner(settings, models)
-    batch = runner.take()
-    assert isinstance(batch, Batch)
+    batch = _take_one(runner)
     messages = _published(settings, lambda: runner.run(batch))
     assert _record(settings, job.id)["status"] == "failed"
     assert messages == [job.id.encode()]  # its waiter wakes and reads the record

@@ -158,3 +158,23 @@ class RetriedHangModel(HangModel):
 
     name = "hang_retried"
     retry_on_timeout = True
+
+
+class AlwaysTransientInput(BaseModel):
+    n: int
+
+
+class AlwaysTransientModel:
+    """Fails transiently every time: a retry that runs out."""
+
+    name = "always_transient"
+    version = "1"
+    batchable = False
+    deterministic = False
+    input_schema = AlwaysTransientInput
+
+    def load(self) -> None:
+        pass
+
+    def predict(self, inputs: list[Any]) -> list[Any]:
+        raise TransientModelError("down")
