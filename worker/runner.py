@@ -72,6 +72,7 @@ class ComputationRunner:
         self.current: tuple[str, int, float, list[str]] | None = None
         self.jobs_done = 0
         self._finish = redis.register_script(scripts.FINISH)
+        self._publish = redis.publish
         self._reap = redis.register_script(scripts.REAP)
 
     def offer(self, models: ModelRegistry) -> None:
@@ -136,7 +137,9 @@ class ComputationRunner:
     def _finish_batch(self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float) -> None:
         model = batch.queue.model
         began = time.perf_counter()
-        settled = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        settled, message = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        if message:  # after FINISH: a retried FINISH would find the lease gone
+            _with_retries(lambda: self._publish(self.keys.done_channel, message))
         self.current = None
         done = {job_id for job_id, _, _ in settled}
         created = {job_id: float(at) for job_id, _, at in batch.started}
@@ -209,7 +212,8 @@ class ComputationRunner:
 
     def _settle(
         self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
-    ) -> list[tuple[str, str, str]]:
+    ) -> tuple[list[tuple[str, str, str]], str]:
+        """Every job settled (id, priority, status), and the completion message to publish."""
         settings, now = self.settings, now_ts()
         told: list[dict[str, str]] = []  # the records of the completion message
         per_computation: list[str | int] = []
@@ -235,12 +239,13 @@ class ComputationRunner:
             f"{elapsed * 1000:.3f}",
             settings.retries + 1,
             settings.retry_delay_s,
-            json.dumps(told, separators=(",", ":")) if told else "",
             *per_computation,
         ]
         keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]
         exact, flat = self._finish(keys=keys, args=args)
-        return _settled(batch, told if exact == b"1" else [], [v.decode() for v in flat])
+        told = told if exact == b"1" else []
+        message = json.dumps(told, separators=(",", ":")) if told else ""
+        return _settled(batch, told, [v.decode() for v in flat]), message
 
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
         requeued, failed = self._reap(

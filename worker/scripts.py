@@ -24,15 +24,25 @@ local ENDED_INDEXED = {failed = true, expired = true, canceled = true}
 local function index_base(job_prefix)
   return string.sub(job_prefix, 1, -5) .. 'jobs:'  -- '<ns>:job:' -> '<ns>:jobs:'
 end
-local function index_new(base, id, created, owner, ttl)  -- base: index_base(job prefix)
-  redis.call('ZADD', base .. 'all', created, id)
-  if owner ~= '' then redis.call('ZADD', base .. 'owner:' .. owner, created, id) end
+-- Old entries go on about one creation in 256: the sets a job `id` of `owner` is in.
+local function index_prune(base, id, created, owner, ttl)
   if string.sub(id, -2) == '00' then
     local cutoff = tonumber(created) - tonumber(ttl)
     local sets = {base .. 'all'}
     if owner ~= '' then table.insert(sets, base .. 'owner:' .. owner) end
     for status in pairs(ENDED_INDEXED) do table.insert(sets, base .. 'status:' .. status) end
     for _, set in ipairs(sets) do redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff) end
+  end
+end
+local function index_new(base, id, created, owner, ttl)  -- base: index_base(job prefix)
+  redis.call('ZADD', base .. 'all', created, id)
+  if owner ~= '' then redis.call('ZADD', base .. 'owner:' .. owner, created, id) end
+  index_prune(base, id, created, owner, ttl)
+end
+-- ZADD key, then score, member pairs from a flat list (in calls of at most 1000 pairs).
+local function zadd_all(key, pairs_list)
+  for first = 1, #pairs_list, 2000 do
+    redis.call('ZADD', key, unpack(pairs_list, first, math.min(#pairs_list, first + 1999)))
   end
 end
 -- A computation's key from its leader's cache key (`<ns>:inflight:<cache key>`, or
@@ -105,10 +115,19 @@ local function load_queues()
   queue_list = redis.call('SMEMBERS', KEYS[5])
   for _, queue in ipairs(queue_list) do known[queue] = true end
 end
+-- What this call enqueues is written at its end, one ZADD per queue (and one per index
+-- set): a ZADD per job cost Redis a command's overhead per job. Until then counts add it.
+local pending, pending_at = {}, {}  -- per queue: flat score, member list; numeric scores
 local function below(queue, bound)
   local per = counted[bound]
   if not per then per = {}; counted[bound] = per; bounds[bound] = tonumber(bound) end
-  if per[queue] == nil then per[queue] = redis.call('ZCOUNT', queue, '-inf', '(' .. bound) end
+  if per[queue] == nil then
+    local n = redis.call('ZCOUNT', queue, '-inf', '(' .. bound)
+    for _, at in ipairs(pending_at[queue] or {}) do
+      if at < bounds[bound] then n = n + 1 end
+    end
+    per[queue] = n
+  end
   return per[queue]
 end
 local function stat(cache, field, queue)
@@ -151,6 +170,7 @@ end
 -- `attempts` (0), `cached` (0) and an open job's `owner` ('') are left out: readers
 -- default them, and every argument costs Redis work.
 local index = nil  -- the job index's key prefix, the same for every job of a call
+local indexed, owned = {}, {}  -- created, id pairs for the index: all jobs; per owner
 -- The id is the key's suffix: the hash does not repeat it.
 local function create(j, status, ...)
   if j.idem then  -- only once the job exists: a refused request may be retried
@@ -167,7 +187,14 @@ local function create(j, status, ...)
   end
   redis.call('EXPIRE', j.key, ttl)
   index = index or index_base(string.sub(j.key, 1, #j.key - #j.id))
-  index_new(index, j.id, j.now, j.owner, ttl)
+  local n = #indexed
+  indexed[n + 1], indexed[n + 2] = j.now, j.id
+  if j.owner ~= '' then
+    local list = owned[j.owner]
+    if not list then list = {}; owned[j.owner] = list end
+    list[#list + 1], list[#list + 2] = j.now, j.id
+  end
+  index_prune(index, j.id, j.now, j.owner, ttl)
 end
 local function submit(j)
   -- The same Idempotency-Key again: the job it made, never a second one (a different
@@ -231,7 +258,10 @@ local function submit(j)
   else
     create(j, 'queued', 'deadline_at', j.deadline_at)
   end
-  redis.call('ZADD', j.queue, score, j.id)
+  local list = pending[j.queue]
+  if not list then list = {}; pending[j.queue] = list; pending_at[j.queue] = {} end
+  list[#list + 1], list[#list + 2] = score, j.id
+  table.insert(pending_at[j.queue], at)
   sizes[j.queue] = sizes[j.queue] + 1
   load_queues()
   note_enqueued(j.queue, at)
@@ -245,6 +275,11 @@ for i = 1, jobs do
     id = ARGV[a + 1], model = ARGV[a + 2], version = ARGV[a + 3], priority = ARGV[a + 4],
     now = ARGV[a + 5], input = ARGV[a + 6], cache_key = ARGV[a + 7], deadline_at = ARGV[a + 8],
     owner = ARGV[a + 9], idempotency = ARGV[a + 10]})
+end
+for queue, list in pairs(pending) do zadd_all(queue, list) end
+if index then
+  zadd_all(index .. 'all', indexed)
+  for owner, list in pairs(owned) do zadd_all(index .. 'owner:' .. owner, list) end
 end
 if added > 0 then
   redis.call('INCRBY', KEYS[4], added)
@@ -341,7 +376,8 @@ local function pop(n)
   if not newest_below then return redis.call('ZPOPMIN', queue, n) end
   local top = redis.call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
     'WITHSCORES')
-  for i = 1, #top, 2 do redis.call('ZREM', queue, top[i]) end
+  -- The highest scores below the bound: exactly the queue's entries from the lowest taken.
+  if #top > 0 then redis.call('ZREMRANGEBYSCORE', queue, top[#top], newest_below) end
   return top
 end
 -- Leaders of computations that were in a batch that ran out of time: each runs alone.
@@ -528,7 +564,6 @@ return 1
 # ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
 #       5 model time per computation in ms, 6 model time of the batch in ms,
 #       7 attempts allowed for a transient failure, 8 first retry delay in seconds,
-#       9 the completion message of the jobs the caller settles (below; '' for none),
 #       then per computation, in lease order: computation key, shared result key ('-' if
 #       none), status (succeeded, failed or retry), result json (succeeded) or error json,
 #       n, and n values: the id of each job TAKE started of it, each followed by its
@@ -541,11 +576,13 @@ return 1
 # TIME_OUT take a lease back, and they remove it): those are settled from what TAKE
 # told, without reading them; a job that joined the computation later is read.
 # The completion message (a JSON list of the settled records, so woken waiters need not
-# read them) is built by the caller for the jobs it settles: encoding it here cost Redis
-# more than anything else per job, and a consumer process has cores to spare where the
-# one Redis thread has none. It is published only when everything went as the caller
-# told; otherwise the settled ids are, and their waiters read their records. The ids of
-# a computation that asked for a retry and had none left (it fails here) go out too.
+# read them) is built and published by the caller for the jobs it settles, once this
+# returned exact '1': encoding it here cost Redis more than anything else per job, and
+# even passing it through here did (every string that enters Redis's Lua is hashed byte
+# by byte), while a consumer process has cores to spare where the one Redis thread has
+# none. Otherwise the settled ids are published here, and their waiters read their
+# records. The ids of a computation that asked for a retry and had none left (it fails
+# here) go out here too.
 FINISH = (
     _INDEX
     + """
@@ -589,7 +626,7 @@ local function settle_read(id, status, outcome, value)
   ns = ns + 3
 end
 local share = ARGV[3] ~= '0'
-local c, slot = 10, 2
+local c, slot = 9, 2
 while c <= #ARGV do
   local computation, result_key, status, value = ARGV[c], ARGV[c + 1], ARGV[c + 2], ARGV[c + 3]
   local took = c + 4  -- ARGV[took] is n: then id (and created_at) per job TAKE started
@@ -656,9 +693,7 @@ local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 
 redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
   'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
 local exact = held and nt == 2 * expected
-if exact then
-  if ARGV[9] ~= '' then redis.call('PUBLISH', ARGV[4], ARGV[9]) end
-else
+if not exact then
   for i = 1, nt, 2 do
     nr = nr + 1
     reread[nr] = told[i]
