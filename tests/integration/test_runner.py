@@ -15,6 +15,7 @@ import redis.asyncio
 import worker.scripts
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
+from core.batching import CostFit
 from core.jobs import Priority
 from core.keys import RedisKeys
 from core.models import ModelRegistry
@@ -210,3 +211,55 @@ def test_a_job_whose_retries_ran_out_is_announced(settings: Settings) -> None:
     messages = _published(settings, lambda: runner.run(batch))
     assert _record(settings, job.id)["status"] == "failed"
     assert messages == [job.id.encode()]  # its waiter wakes and reads the record
+
+
+def test_a_standing_queue_gives_each_batch_its_newest_jobs_of_the_highest_priority(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"lifo_after_s": 0.05, "batch_max_size": 3})
+    normal = [_job("echo", "1", {"n": n}) for n in range(5)]
+    low = [
+        PreparedJob(uuid.uuid4().hex, "echo", "1", Priority.LOW, json.dumps({"low": n}), None)
+        for n in range(2)
+    ]
+    for job in [low[0], *normal, low[1]]:
+        _submit(settings, job)
+    time.sleep(0.2)  # the oldest has waited longer than lifo_after_s: the queue is standing
+    runner = _runner(settings, ModelRegistry.from_paths([]))
+    (queue,) = [q for q in runner.queues if q.model == "echo"]
+
+    def next_batch() -> list[str]:
+        queue.policy.cost, queue.policy.largest_seen = CostFit(), 3  # take up to 3, unfitted
+        batch = _take_one(runner)
+        runner.run(batch)
+        return [job_id for job_id, _, _ in batch.started]
+
+    ids = [job.id for job in normal]
+    assert next_batch() == ids[:1:-1]  # the three newest normal jobs, newest first
+    assert next_batch() == ids[1::-1]  # then the rest of them; no low job while one is queued
+    assert next_batch() == [low[1].id, low[0].id]
+    assert runner.take() is None
+    assert {_record(settings, i)["status"] for i in ids + [j.id for j in low]} == {"succeeded"}
+
+
+def test_admission_counts_the_jobs_enqueued_earlier_in_the_same_submit_call(
+    settings: Settings,
+) -> None:
+    # One event-loop turn of submits is one SUBMIT call, which writes its queue entries at
+    # its end: admission must count the ones it has not written yet.
+    settings = settings.model_copy(update={"queue_max_depth": 3})
+
+    async def submit_together() -> list[str]:
+        client = redis.asyncio.Redis.from_url(settings.redis_url)
+        store = JobStore(client, RedisKeys(settings.namespace), settings)
+        jobs = [_job("echo", "1", {"n": n}) for n in range(3)]
+        for priority in (Priority.LOW, Priority.HIGH):  # 3 queued ahead of one, none the other
+            jobs.append(PreparedJob(uuid.uuid4().hex, "echo", "1", priority, '{"n":9}', None))
+        outcomes = await asyncio.gather(*(store.submit(j) for j in jobs), return_exceptions=True)
+        await client.aclose()
+        return [o.route if not isinstance(o, Exception) else type(o).__name__ for o in outcomes]
+
+    routes = asyncio.run(submit_together())
+    assert routes == ["enqueued"] * 3 + ["QueueFullError", "enqueued"]
+    client = _client(settings)
+    assert client.zcard(RedisKeys(settings.namespace).queue("echo", "1")) == 4
