@@ -556,7 +556,7 @@ return 1
 """
 )
 
-# Settle a whole batch: every job of every computation in it, one publish, lease released.
+# Settle a whole batch: every job of every computation in it, lease released.
 # A computation whose model failed transiently goes back to wait for a retry instead
 # (status `queued`, in the delayed set until its back-off passes), unless it has had
 # all its attempts or a retry could not finish before a job's deadline.
