@@ -169,8 +169,10 @@ class DirectPool:
         lane.arrivals.update(lane.overlapping, request.arrived)
         lane.waiting.append(request)
         lane.pending += 1
-        self._publish_gauges()
         self._dispatch()
+        # After the dispatch, which may have sent it (and others) to a pool process: before
+        # it, a request that ran at once counted as waiting until it finished.
+        self._publish_gauges()
         watcher = timer = None
         if not request.future.done() and request in lane.waiting:
             if client_left is not None:

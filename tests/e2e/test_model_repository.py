@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -142,12 +141,13 @@ def test_concurrent_predictions_share_a_call_of_each_artifact(
 
         def occupy() -> None:
             with stack.client() as client:
-                slow = {"model": "burn", "input": {"text": "x", "work_ms": 1500}}
+                slow = {"model": "burn", "input": {"text": "x", "work_ms": 4000}}
                 assert client.post("/predict", json=slow).status_code == 200
 
         busy = threading.Thread(target=occupy)
         busy.start()  # the one model process is busy: what arrives now waits together
-        time.sleep(0.3)
+        # Not a fixed sleep: on a slow machine the burn could start after the predictions.
+        wait_for(lambda: _burn_running(stack), what="the burn to occupy the model process")
 
         def predict(n: int) -> dict[str, Any]:
             with stack.client() as client:
@@ -168,6 +168,17 @@ def test_concurrent_predictions_share_a_call_of_each_artifact(
     assert [a["model_version"] for a in answers] == ["1" if n % 2 else "2" for n in range(16)]
     assert all(a["result"]["label"] == "setosa" for a in answers)
     assert items == 16 and calls < 16  # the waiting requests went in batches, per version
+
+
+def _burn_running(stack: Stack) -> bool:
+    with stack.client() as client:
+        scrape = client.get("/metrics").text
+    return any(
+        line.startswith("inferq_direct_in_flight{")
+        and 'model="burn"' in line
+        and float(line.rsplit(" ", 1)[1]) >= 1
+        for line in scrape.splitlines()
+    )
 
 
 def _batch_sizes(scrape: str, path: str) -> tuple[float, float]:
