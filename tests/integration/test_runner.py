@@ -78,8 +78,10 @@ def _take_one(runner: ComputationRunner) -> Batch:
     return batch
 
 
-def _job(model: str, version: str, payload: dict[str, object]) -> PreparedJob:
-    return PreparedJob(uuid.uuid4().hex, model, version, Priority.NORMAL, json.dumps(payload), None)
+def _job(
+    model: str, version: str, payload: dict[str, object], priority: Priority = Priority.NORMAL
+) -> PreparedJob:
+    return PreparedJob(uuid.uuid4().hex, model, version, priority, json.dumps(payload), None)
 
 
 def _record(settings: Settings, job_id: str) -> dict[str, str]:
@@ -171,14 +173,20 @@ def test_a_settled_batch_publishes_every_record_as_written(settings: Settings) -
         assert record["finished_at"] == stored["finished_at"]
 
 
-def test_a_batch_whose_lease_was_taken_back_still_settles_and_publishes(
-    settings: Settings,
-) -> None:
-    job = _job("echo", "1", {"n": "late"})
+def _taken_back(settings: Settings) -> tuple[PreparedJob, ComputationRunner, Batch]:
+    """An echo job taken in a batch whose lease was then taken back (queued again)."""
+    job = _job("echo", "1", {"n": uuid.uuid4().hex})
     _submit(settings, job)
     runner = _runner(settings, ModelRegistry.from_paths([]))
     batch = _take_one(runner)
-    runner.release(batch)  # as REAP does when a heartbeat went stale: the job is queued again
+    runner.release(batch)  # as REAP does when a heartbeat went stale
+    return job, runner, batch
+
+
+def test_a_batch_whose_lease_was_taken_back_still_settles_and_publishes(
+    settings: Settings,
+) -> None:
+    job, runner, batch = _taken_back(settings)
     assert _record(settings, job.id)["status"] == "queued"
     messages = _published(settings, lambda: runner.run(batch))
     assert _record(settings, job.id)["status"] == "succeeded"
@@ -189,11 +197,7 @@ def test_a_batch_whose_lease_was_taken_back_still_settles_and_publishes(
 def test_a_batch_whose_lease_was_taken_back_leaves_what_another_worker_settled(
     settings: Settings,
 ) -> None:
-    job = _job("echo", "1", {"n": "twice"})
-    _submit(settings, job)
-    slow = _runner(settings, ModelRegistry.from_paths([]))
-    batch = _take_one(slow)
-    slow.release(batch)  # taken back, then run again elsewhere, while this one still runs
+    job, slow, batch = _taken_back(settings)  # then run again elsewhere while this one runs
     _dequeue_and_run(settings, ModelRegistry.from_paths([]))
     settled = _record(settings, job.id)
     assert settled["status"] == "succeeded" and settled["attempts"] == "2"
@@ -218,10 +222,7 @@ def test_a_standing_queue_gives_each_batch_its_newest_jobs_of_the_highest_priori
 ) -> None:
     settings = settings.model_copy(update={"lifo_after_s": 0.05, "batch_max_size": 3})
     normal = [_job("echo", "1", {"n": n}) for n in range(5)]
-    low = [
-        PreparedJob(uuid.uuid4().hex, "echo", "1", Priority.LOW, json.dumps({"low": n}), None)
-        for n in range(2)
-    ]
+    low = [_job("echo", "1", {"low": n}, Priority.LOW) for n in range(2)]
     for job in [low[0], *normal, low[1]]:
         _submit(settings, job)
     time.sleep(0.2)  # the oldest has waited longer than lifo_after_s: the queue is standing
@@ -254,7 +255,7 @@ def test_admission_counts_the_jobs_enqueued_earlier_in_the_same_submit_call(
         store = JobStore(client, RedisKeys(settings.namespace), settings)
         jobs = [_job("echo", "1", {"n": n}) for n in range(3)]
         for priority in (Priority.LOW, Priority.HIGH):  # 3 queued ahead of one, none the other
-            jobs.append(PreparedJob(uuid.uuid4().hex, "echo", "1", priority, '{"n":9}', None))
+            jobs.append(_job("echo", "1", {"n": 9}, priority))
         outcomes = await asyncio.gather(*(store.submit(j) for j in jobs), return_exceptions=True)
         await client.aclose()
         return [o.route if not isinstance(o, Exception) else type(o).__name__ for o in outcomes]
