@@ -60,7 +60,9 @@ def test_direct_shedding_refuses_the_excess_at_once(
 ) -> None:
     env = {"INFERQ_DIRECT_WORKERS": "1", "INFERQ_DIRECT_MAX_PENDING": "2"}
     with running_stack(redis_server, workdir, consumer_workers=0, **env) as live:
-        results = _timed_posts(live, "/predict", [burn() for _ in range(8)])
+        # Runs long enough that none ends while the eight arrive (on a slow VM they spread
+        # over most of a second, and a slot freed meanwhile admitted a fifth).
+        results = _timed_posts(live, "/predict", [burn(4 * SLOW_MS) for _ in range(8)])
     accepted = [r for r in results if r[0] == 200]
     refused = [r for r in results if r[0] == 503]
     assert len(accepted) >= 2 and len(refused) >= 4 and len(accepted) + len(refused) == 8
