@@ -147,7 +147,10 @@ def test_concurrent_predictions_share_a_call_of_each_artifact(
         busy = threading.Thread(target=occupy)
         busy.start()  # the one model process is busy: what arrives now waits together
         # Not a fixed sleep: on a slow machine the burn could start after the predictions.
-        wait_for(lambda: _burn_running(stack), what="the burn to occupy the model process")
+        wait_for(
+            lambda: _gauge(stack, "inferq_direct_in_flight", "burn") >= 1,
+            what="the burn to occupy the model process",
+        )
 
         def predict(n: int) -> dict[str, Any]:
             with stack.client() as client:
@@ -161,23 +164,30 @@ def test_concurrent_predictions_share_a_call_of_each_artifact(
                 return answer
 
         with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(predict, range(16)))
+            asked = [pool.submit(predict, n) for n in range(16)]
+            wait_for(
+                lambda: _gauge(stack, "inferq_direct_waiting", "flowers") >= 1,
+                what="predictions waiting behind the burn",
+            )
+            answers = [future.result() for future in asked]
         busy.join()
         with stack.client() as client:
             items, calls = _batch_sizes(client.get("/metrics").text, "direct")
+        for name in ("inferq_direct_in_flight", "inferq_direct_waiting"):
+            assert _gauge(stack, name, "flowers") == _gauge(stack, name, "burn") == 0
     assert [a["model_version"] for a in answers] == ["1" if n % 2 else "2" for n in range(16)]
     assert all(a["result"]["label"] == "setosa" for a in answers)
     assert items == 16 and calls < 16  # the waiting requests went in batches, per version
 
 
-def _burn_running(stack: Stack) -> bool:
+def _gauge(stack: Stack, name: str, model: str) -> float:
+    """The value of gauge `name` for `model` (summed over versions), from a /metrics scrape."""
     with stack.client() as client:
         scrape = client.get("/metrics").text
-    return any(
-        line.startswith("inferq_direct_in_flight{")
-        and 'model="burn"' in line
-        and float(line.rsplit(" ", 1)[1]) >= 1
+    return sum(
+        float(line.rsplit(" ", 1)[1])
         for line in scrape.splitlines()
+        if line.startswith(name + "{") and f'model="{model}"' in line
     )
 
 
