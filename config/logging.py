@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import logging
 import logging.handlers
+import os
 import queue
 import sys
 import threading
@@ -103,6 +104,8 @@ class LogWriter:
     def __init__(self, records: queue.SimpleQueue[Any], file: DailyFile) -> None:
         self._records, self._file = records, file
         self._formatter = LineFormatter()
+        # Held while a batch of lines is written, and by a thread that forks (see _forking).
+        self.writing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="inferq-log-writer", daemon=True)
 
     def start(self) -> None:
@@ -129,14 +132,15 @@ class LogWriter:
     def _write(self, records: list[logging.LogRecord]) -> None:
         if not records:
             return
-        try:
-            lines = [self._formatter.format(record) + "\n" for record in records]
-            sys.stderr.write("".join(lines))
-            sys.stderr.flush()
-            for day, text in _by_day(records, lines):
-                self._file.write(day, text)
-        except Exception:  # never let a full disk or closed stream kill the writer
-            logging.Handler().handleError(records[0])
+        lines = [self._formatter.format(record) + "\n" for record in records]
+        with self.writing:
+            try:
+                sys.stderr.write("".join(lines))
+                sys.stderr.flush()
+                for day, text in _by_day(records, lines):
+                    self._file.write(day, text)
+            except Exception:  # never let a full disk or closed stream kill the writer
+                logging.Handler().handleError(records[0])
 
 
 def _by_day(records: list[logging.LogRecord], lines: list[str]) -> list[tuple[str, str]]:
@@ -151,12 +155,36 @@ def _by_day(records: list[logging.LogRecord], lines: list[str]) -> list[tuple[st
 
 
 _writer: LogWriter | None = None
+_forking: LogWriter | None = None  # the writer whose lock a fork in progress holds
+_fork_hooks = False
+
+
+def _before_fork() -> None:
+    # huey forks a replacement worker from a consumer process whose writer thread may be
+    # in the middle of a write, holding the locks of stderr's and the log file's buffers:
+    # the child, which has no writer thread, would wait on them for ever (its first log
+    # write or the close of the inherited file hung 63 forks in 100 under steady logging).
+    # So a fork waits for the write in progress and none starts until it is done.
+    global _forking
+    _forking = _writer
+    if _forking is not None:
+        _forking.writing.acquire()
+
+
+def _after_fork() -> None:
+    if _forking is not None:
+        _forking.writing.release()
 
 
 def configure_logging(settings: Settings, kind: Literal["api", "worker"]) -> None:
     """Install the handlers for a process of `kind`."""
-    global _writer
+    global _writer, _fork_hooks
     stop_logging()
+    if not _fork_hooks:
+        os.register_at_fork(
+            before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork
+        )
+        _fork_hooks = True
     # FORMAT names neither the source line nor the thread: skip looking them up for
     # every record (the logging HOWTO's "Optimization").
     logging._srcfile = None

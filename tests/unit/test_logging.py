@@ -1,6 +1,10 @@
 """INFERQ_LOG_LEVEL governs what reaches the log files, third-party loggers included."""
 
 import logging
+import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +62,50 @@ def test_info_level_keeps_job_and_access_lines_but_not_hueys_per_task_lines(
 @pytest.mark.usefixtures("restore_logging")
 def test_debug_level_keeps_hueys_per_task_lines(tmp_path: Path) -> None:
     assert "Executing" in _file_lines_after_logging(tmp_path, "DEBUG")
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+def test_a_process_forked_while_lines_are_written_can_log_and_exit(
+    tmp_path: Path, restore_logging: None
+) -> None:
+    """huey forks each replacement worker from a consumer whose writer may be mid-write."""
+    settings = Settings(_env_file=None, log_dir=str(tmp_path))
+    configure_logging(settings, "worker")
+    done = threading.Event()
+
+    def chatter() -> None:
+        while not done.is_set():
+            logging.getLogger("chatty").info("a line of %s", "x" * 200)
+
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    hung = None
+    try:
+        for fork in range(1, 31):
+            pid = os.fork()
+            if pid == 0:  # the new worker: its startup hook configures logging, then logs
+                configure_logging(settings, "worker")
+                logging.getLogger("worker.tasks").info("worker ready")
+                stop_logging()
+                os._exit(0)
+            if not _exited(pid, within_s=10):  # a deadline for a hang, not a speed
+                hung = fork
+                break
+    finally:
+        done.set()
+        thread.join()
+        stop_logging()
+    assert hung is None, f"fork {hung} of 30 never finished logging"
+    assert "worker ready" in "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+
+
+def _exited(pid: int, within_s: float) -> bool:
+    """Whether child `pid` exited within `within_s`; if not, it is killed."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return True
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False
