@@ -3,10 +3,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api import joblist, submission, waiting
 from api.auth import Caller, CallerDep, Tenant
+from api.options import PARAMETERS, Timeout, Wait, submit_options
 from api.responses import job_response
 from api.schemas import ErrorBody, JobPage, JobRequest
 from api.services import Services, ServicesDep
@@ -16,10 +17,6 @@ from worker.metrics import JOBS_FINISHED
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-Wait = Annotated[bool, Query(description="hold the request until the job finishes")]
-Timeout = Annotated[
-    float | None, Query(gt=0, description="seconds to wait (default 30, capped by a setting)")
-]
 BAD_BODY: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "the body could not be read as JSON"}
 }
@@ -49,28 +46,17 @@ def _wait_seconds(services: Services, wait: bool, timeout: float | None) -> floa
     status_code=202,
     response_model=JobRecord,
     responses={**FINISHED, **BAD_BODY, **ERRORS},
+    openapi_extra={"parameters": PARAMETERS},  # read by submit_options: see api/options.py
 )
 async def submit_job(
-    body: JobRequest,
-    request: Request,
-    services: ServicesDep,
-    tenant: Tenant,
-    wait: Wait = False,
-    timeout: Timeout = None,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=255,
-            description="the same key with the same body returns the same job, never a second",
-        ),
-    ] = None,
+    body: JobRequest, request: Request, services: ServicesDep, tenant: Tenant
 ) -> Response:
     """Submit a prediction: 202 with Location while it runs, 200 once it has finished."""
-    prepared = submission.prepare(services, body, tenant, idempotency_key)
+    options = submit_options(request)
+    prepared = submission.prepare(services, body, tenant, options.idempotency_key)
     if body.model and "@" in body.model:  # pinned: fail now, not after a wait in the queue
         await submission.ensure_loaded(services, f"{prepared.model}@{prepared.model_version}")
-    wait_s = _wait_seconds(services, wait, timeout)
+    wait_s = _wait_seconds(services, options.wait, options.timeout)
     if wait_s is None:
         job = await submission.create_job(services, prepared)
     else:

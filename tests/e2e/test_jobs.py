@@ -165,6 +165,26 @@ def test_invalid_input_is_422_naming_the_field(
     assert field in [f["field"] for f in error["fields"]]
 
 
+@pytest.mark.parametrize(
+    ("query", "headers", "field"),
+    [
+        ("?wait=true&timeout=0", {}, "query.timeout"),
+        ("?wait=maybe", {}, "query.wait"),
+        ("", {"Idempotency-Key": "k" * 256}, "header.idempotency-key"),
+    ],
+)
+def test_a_bad_option_is_422_naming_it_and_creates_no_job(
+    client: httpx.Client, query: str, headers: dict[str, str], field: str
+) -> None:
+    before = len(client.get("/jobs?limit=500").json()["jobs"])
+    response = client.post("/jobs" + query, json=counting(unique()), headers=headers)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert [f["field"] for f in error["fields"]] == [field]
+    assert len(client.get("/jobs?limit=500").json()["jobs"]) == before
+
+
 def test_422_does_not_echo_a_huge_input(client: httpx.Client) -> None:
     huge = "x" * 200_000
     response = client.post("/jobs", json={"model": "burn", "input": {"text": huge, "work_ms": 1}})
