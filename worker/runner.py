@@ -138,23 +138,17 @@ class ComputationRunner:
         model = batch.queue.model
         began = time.perf_counter()
         settled, message = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        # Counted before the completion goes out: a client that has its answer and then
+        # reads /metrics finds its job counted. The log lines can follow the answer.
+        self._count_settled(batch, settled)
         if message:  # after FINISH: a retried FINISH would find the lease gone
             _with_retries(lambda: self._publish(self.keys.done_channel, message))
         self.current = None
         done = {job_id for job_id, _, _ in settled}
-        created = {job_id: float(at) for job_id, _, at in batch.started}
-        now = time.time()
         for job_id, _, _ in batch.started:
             if job_id not in done:
                 log.info("job %s failed transiently; queued to retry", job_id)
-        for job_id, priority, status in settled:
-            metrics.JOBS_FINISHED.labels(model, priority, status).inc()
-            if job_id in created:
-                TALLY.finished(now, "queued", status, now - created[job_id])
-                metrics.JOB_LATENCY.labels(model).observe(now - created[job_id])
-            else:  # a job attached to the computation: it shares the leader's run
-                TALLY.add(now, f"{status}:queued")
-            self.jobs_done += 1
+        for job_id, _, status in settled:
             log.info(
                 "job %s %s in %.1f ms model=%s batch=%d worker=%s",
                 job_id,
@@ -168,6 +162,18 @@ class ComputationRunner:
         cost = elapsed + time.perf_counter() - began
         batch.queue.policy.observe(len(batch.computations), cost)
         metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
+
+    def _count_settled(self, batch: Batch, settled: list[tuple[str, str, str]]) -> None:
+        model, now = batch.queue.model, time.time()
+        created = {job_id: float(at) for job_id, _, at in batch.started}
+        for job_id, priority, status in settled:
+            metrics.JOBS_FINISHED.labels(model, priority, status).inc()
+            if job_id in created:
+                TALLY.finished(now, "queued", status, now - created[job_id])
+                metrics.JOB_LATENCY.labels(model).observe(now - created[job_id])
+            else:  # a job attached to the computation: it shares the leader's run
+                TALLY.add(now, f"{status}:queued")
+            self.jobs_done += 1
 
     def release(self, batch: Batch) -> None:
         """Hand an interrupted batch back to the queue (SIGTERM mid-run)."""
