@@ -21,7 +21,7 @@ from worker.metrics import JOBS_FINISHED
 
 log = logging.getLogger(__name__)
 # A waiter starts watching for its client leaving only once its job has taken this long:
-# most answers come sooner, and a watch costs each request a task (about 3% of the API's
+# most answers come sooner, and a watch costs each request a task (about 2% of the API's
 # instructions per queued echo job under load). A client that leaves earlier is noticed
 # at this point, which is still before a job that waits in a queue has started.
 WATCH_CLIENT_AFTER_S = 0.1
