@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from api.coalesce import CoalescedScript
 from api.decode import text
+from api.runtimes import BatchRunTimes
 from config import Settings
 from core import admission
 from core.errors import (
@@ -67,6 +68,7 @@ class JobStore:
         self._settings = settings
         self._job_ttl = settings.job_ttl_s
         self._share_results = settings.result_cache_ttl_s > 0
+        self._run_times = BatchRunTimes(redis, keys.stats)
         self._submit = CoalescedScript(
             redis,
             scripts.SUBMIT,
@@ -105,12 +107,13 @@ class JobStore:
             self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
         )
         idempotency = "\n".join(job.idempotency) if job.idempotency else ""
+        queue = self._keys.queue(job.model, job.model_version)
         reply = await self._submit(
             keys=[
                 self._keys.job(job.id),
                 self._keys.computation(computation),
                 result_key or "-",
-                self._keys.queue(job.model, job.model_version),
+                queue,
             ],
             args=[
                 job.id,
@@ -124,6 +127,7 @@ class JobStore:
                 job.owner,
                 idempotency,
             ],
+            quick=self._run_times.is_quick(queue),
         )
         if isinstance(reply, bytes):
             route_taken: Route = "attached" if reply == b"attached" else "enqueued"

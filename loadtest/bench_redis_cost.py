@@ -7,7 +7,8 @@ of two from run to run on this shared VM, and with the machine: the same code me
 same within about 1% from run to run, batched `digits` within 1-2% over 2,560 jobs (over
 640 it spread 3-6%: how many of Lua's garbage-collection cycles fall into a run moves
 the count, and more jobs average that out). Submits go through `JobStore` as the API
-sends them (50 per event-loop turn, so one script call for 50); a `ComputationRunner` in
+sends them (50 per event-loop turn: the turn's first part of 16 or 32 goes as one script
+call, the rest as another at the turn's end; see api/coalesce.py); a `ComputationRunner` in
 this process takes and settles them in batches of 1 (`echo`, batching off) or 64
 (`digits`), running the real models. No HTTP, no waiting clients: only the queue's own
 Redis work is counted.
