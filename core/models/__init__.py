@@ -74,7 +74,8 @@ class Model(Protocol):
 
 def class_probabilities(labels: list[str], row: Any, places: int) -> tuple[str, dict[str, float]]:
     """The most probable label of one `predict_proba` row, and every label's probability."""
-    probabilities = {label: round(float(p), places) for label, p in zip(labels, row, strict=True)}
+    values = row.tolist() if hasattr(row, "tolist") else [float(p) for p in row]
+    probabilities = {label: round(p, places) for label, p in zip(labels, values, strict=True)}
     return labels[int(row.argmax())], probabilities
 
 

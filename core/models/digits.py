@@ -21,6 +21,8 @@ def _whole_numbers(value: object) -> object:
     # pass over the list here, then pydantic's own (compiled) checks of each pixel.
     if not isinstance(value, list):
         return value  # pydantic reports the type error
+    if all(type(item) is int for item in value):  # the usual case: nothing to convert
+        return value
     pixels = []
     for index, item in enumerate(value):
         if type(item) is float and item.is_integer():
@@ -62,6 +64,7 @@ class DigitsModel:
 
     def __init__(self) -> None:
         self._forest: Any = None
+        self._labels: list[str] = []
 
     def load(self) -> None:
         from sklearn.datasets import load_digits
@@ -69,6 +72,7 @@ class DigitsModel:
         data = load_digits()
         train = int(len(data.target) * TRAIN_SHARE)
         self._forest = _trained_forest(data.data[:train], data.target[:train])
+        self._labels = [str(int(c)) for c in self._forest.classes_]
         self._held_out = (data.data[train:], data.target[train:])
 
     def reference(self) -> list[dict[str, Any]]:
@@ -84,8 +88,7 @@ class DigitsModel:
         return [self._describe(row) for row in probabilities]
 
     def _describe(self, row: Any) -> dict[str, Any]:
-        labels = [str(int(c)) for c in self._forest.classes_]
-        best, probabilities = class_probabilities(labels, row, places=4)
+        best, probabilities = class_probabilities(self._labels, row, places=4)
         return {"digit": int(best), "probabilities": probabilities}
 
 
