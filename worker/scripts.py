@@ -107,7 +107,7 @@ end
 -- Admission's view, read on first need and kept up to date as this call enqueues:
 -- queued computations of each queue scored below a band boundary, each queue's cost
 -- per computation and time per batch, and how many consumers are live.
-local queue_list, known, counted, costs, runs, sizes = nil, {}, {}, {}, {}, {}
+local queue_list, known, totals, costs, runs, sizes = nil, {}, {}, {}, {}, {}
 local live, busy, seq, added, overlapping = nil, nil, nil, 0, 0
 local bounds = {}  -- band strings as numbers, converted once
 local function load_queues()
@@ -118,18 +118,6 @@ end
 -- What this call enqueues is written at its end, one ZADD per queue (and one per index
 -- set): a ZADD per job cost Redis a command's overhead per job. Until then counts add it.
 local pending, pending_at = {}, {}  -- per queue: flat score, member list; numeric scores
-local function below(queue, bound)
-  local per = counted[bound]
-  if not per then per = {}; counted[bound] = per; bounds[bound] = tonumber(bound) end
-  if per[queue] == nil then
-    local n = redis.call('ZCOUNT', queue, '-inf', '(' .. bound)
-    for _, at in ipairs(pending_at[queue] or {}) do
-      if at < bounds[bound] then n = n + 1 end
-    end
-    per[queue] = n
-  end
-  return per[queue]
-end
 local function stat(cache, field, queue)
   if cache[queue] == nil then
     cache[queue] = tonumber(redis.call('HGET', KEYS[2], field .. queue) or '0')
@@ -144,17 +132,27 @@ local function consumers(now)
 end
 -- Every queued computation of any model scored below the next band (this priority or
 -- higher) runs before a new one; each costs its model's measured time per computation.
+-- Counted once per bound and call, then kept up to date as this call enqueues: {ahead, ms}.
 local function ahead_of(bound)
-  load_queues()
-  local ahead, work_ms = 0, 0
-  for _, queue in ipairs(queue_list) do
-    local n = below(queue, bound)
-    if n > 0 then
-      ahead = ahead + n
-      work_ms = work_ms + n * stat(costs, 'cost:', queue)
+  local total = totals[bound]
+  if not total then
+    load_queues()
+    local at_most = tonumber(bound)
+    local ahead, work_ms = 0, 0
+    for _, queue in ipairs(queue_list) do
+      local n = redis.call('ZCOUNT', queue, '-inf', '(' .. bound)
+      for _, at in ipairs(pending_at[queue] or {}) do
+        if at < at_most then n = n + 1 end
+      end
+      if n > 0 then
+        ahead = ahead + n
+        work_ms = work_ms + n * stat(costs, 'cost:', queue)
+      end
     end
+    total = {ahead, work_ms}
+    totals[bound], bounds[bound] = total, at_most
   end
-  return ahead, work_ms
+  return total[1], total[2]
 end
 local function note_enqueued(queue, score)
   if not known[queue] then
@@ -162,8 +160,10 @@ local function note_enqueued(queue, score)
     table.insert(queue_list, queue)
     redis.call('SADD', KEYS[5], queue)
   end
-  for bound, per in pairs(counted) do
-    if per[queue] ~= nil and score < bounds[bound] then per[queue] = per[queue] + 1 end
+  for bound, total in pairs(totals) do
+    if score < bounds[bound] then
+      total[1], total[2] = total[1] + 1, total[2] + stat(costs, 'cost:', queue)
+    end
   end
 end
 -- A new job's hash: the fields every job has, then `...` (more field, value pairs).
@@ -252,7 +252,7 @@ local function submit(j)
   if busy == nil then busy = redis.call('SCARD', KEYS[6]) > 0 end
   if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
   local at = band + seq
-  local score = string.format('%.0f', at)
+  local score = string.format('%d', at)
   if j.deadline_at == '' then
     create(j, 'queued')
   else
