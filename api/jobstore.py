@@ -87,6 +87,10 @@ class JobStore:
                 settings.queue_max_depth,
                 settings.heartbeat_ttl_s,
                 BAND_WIDTH,
+                keys.job_prefix,
+                keys.computation_prefix,
+                keys.result("") if self._share_results else "",
+                keys.queue_prefix,
                 len(BANDS),
                 *(priority.value for priority in BANDS),
             ],
@@ -102,19 +106,15 @@ class JobStore:
         """
         created = now_ts()
         deadline_at = f"{float(created) + job.deadline_s:.6f}" if job.deadline_s else ""
-        computation = job.cache_key or f"job:{job.id}"
-        result_key = (
-            self._keys.result(job.cache_key) if job.cache_key and self._share_results else ""
-        )
-        idempotency = "\n".join(job.idempotency) if job.idempotency else ""
+        # SUBMIT builds the job's keys itself (see worker/scripts.py): per-job arguments
+        # cost Redis work, so the rare ones travel as one.
+        options = ""
+        if deadline_at or job.idempotency or job.owner:
+            idem_key, fingerprint = job.idempotency or ("", "")
+            options = "\n".join((deadline_at, idem_key, fingerprint, job.owner))
         queue = self._keys.queue(job.model, job.model_version)
         reply = await self._submit(
-            keys=[
-                self._keys.job(job.id),
-                self._keys.computation(computation),
-                result_key or "-",
-                queue,
-            ],
+            keys=[],
             args=[
                 job.id,
                 job.model,
@@ -123,9 +123,7 @@ class JobStore:
                 created,
                 job.input_json,
                 job.cache_key or "",
-                deadline_at,
-                job.owner,
-                idempotency,
+                options,
             ],
             quick=self._run_times.is_quick(queue),
         )

@@ -67,13 +67,17 @@ end
 # Each job is answered from the shared cache, attached to an identical computation in
 # flight, or admitted and enqueued, exactly as if it had been submitted alone, in order.
 # KEYS: 1 heartbeats, 2 stats, 3 queue tokens, 4 arrival sequence, 5 queue index,
-#       6 lease index, 7 overlapping arrivals, 8 the intake pause flag; then 4 per job:
-#       its hash, its computation, the shared result ('-' if none), its model queue.
+#       6 lease index, 7 overlapping arrivals, 8 the intake pause flag.
 # ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl, 4 priority band width, 5 the
-#       number P of priorities, then their names from the highest (band 0) down; then 10
-#       per job: id, model, version, priority, now, input JSON, cache key, deadline_at
-#       ('' for none), owner ('' when open), Idempotency-Key ('' without one: else its
-#       record's key, a newline and the request's fingerprint).
+#       prefixes of job hashes, 6 of computations, 7 of shared results ('' when results
+#       are not shared), 8 of model queues, 9 the number P of priorities, then their
+#       names from the highest (band 0) down; then 8 per job: id, model, version,
+#       priority, now, input JSON, cache key ('' when its answers are not shared),
+#       options: '' for none, else deadline_at ('' for none), the Idempotency-Key's
+#       record key and the request's fingerprint ('' without one) and the owner ('' when
+#       open), joined by newlines.
+# A job's keys are built here from its id, cache key, model and version: every argument
+# costs Redis its parsing and a Lua string, per job, and most jobs have no options.
 # Returns per job: 'enqueued' | 'attached' (the common answers, without a list around
 #       them) | {'cached', result} | {'existing', job id}
 #       | {'rejected', reason, ahead, consumers, work ahead ms, run ms}.
@@ -82,16 +86,18 @@ end
 SUBMIT = (
     _INDEX
     + """
-local NK, NA = 4, 10
-local jobs = (#KEYS - 8) / NK
+local NA = 8
 local ttl, max_ahead, heartbeat_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local band_width, P = tonumber(ARGV[4]), tonumber(ARGV[5])
+local band_width, P = tonumber(ARGV[4]), tonumber(ARGV[9])
+local JOB, COMPUTATION, RESULT, QUEUE = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local H = 9 + P  -- arguments before the first job's
+local jobs = (#ARGV - H) / NA
 -- Each priority's band (a number) and the next band's lower bound (a string), on first use.
 local band_of, next_of = {}, {}
 local function bands_of(priority)
   if not band_of[priority] then
     for i = 1, P do
-      if ARGV[5 + i] == priority then
+      if ARGV[9 + i] == priority then
         band_of[priority] = (i - 1) * band_width
         next_of[priority] = string.format('%.0f', i * band_width)
       end
@@ -186,7 +192,7 @@ local function create(j, status, ...)
       j.cache_key, 'input', j.input, ...)
   end
   redis.call('EXPIRE', j.key, ttl)
-  index = index or index_base(string.sub(j.key, 1, #j.key - #j.id))
+  index = index or index_base(JOB)
   local n = #indexed
   indexed[n + 1], indexed[n + 2] = j.now, j.id
   if j.owner ~= '' then
@@ -199,9 +205,6 @@ end
 local function submit(j)
   -- The same Idempotency-Key again: the job it made, never a second one (a different
   -- request under the same key is refused).
-  if j.idempotency ~= '' then
-    j.idem, j.fingerprint = string.match(j.idempotency, '^([^\\n]*)\\n(.*)$')
-  end
   local seen = j.idem and redis.call('GET', j.idem)
   if seen then
     local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
@@ -223,7 +226,7 @@ local function submit(j)
   if redis.call('RPUSH', j.computation, j.id) > 1 and cacheable then
     create(j, 'queued')
     -- Marks the leader: a take or settle reads the computation's list only when marked.
-    local leader = string.sub(j.key, 1, #j.key - #j.id) .. redis.call('LINDEX', j.computation, 0)
+    local leader = JOB .. redis.call('LINDEX', j.computation, 0)
     if redis.call('EXISTS', leader) == 1 then redis.call('HSET', leader, 'shared', '1') end
     return 'attached'
   end
@@ -267,14 +270,39 @@ local function submit(j)
   note_enqueued(j.queue, at)
   return 'enqueued'
 end
+-- Each model version's queue key, built once per call.
+local queue_keys = {}
+local function queue_of(model, version)
+  local versions = queue_keys[model]
+  if not versions then versions = {}; queue_keys[model] = versions end
+  local queue = versions[version]
+  if not queue then queue = QUEUE .. model .. ':' .. version; versions[version] = queue end
+  return queue
+end
+local j = {}  -- one table for every job of the call, its fields set anew for each
 for i = 1, jobs do
-  local k, a = 8 + (i - 1) * NK, 5 + P + (i - 1) * NA
-  replies[i] = submit({
-    key = KEYS[k + 1], computation = KEYS[k + 2], result_key = KEYS[k + 3],
-    queue = KEYS[k + 4],
-    id = ARGV[a + 1], model = ARGV[a + 2], version = ARGV[a + 3], priority = ARGV[a + 4],
-    now = ARGV[a + 5], input = ARGV[a + 6], cache_key = ARGV[a + 7], deadline_at = ARGV[a + 8],
-    owner = ARGV[a + 9], idempotency = ARGV[a + 10]})
+  local a = H + (i - 1) * NA
+  local id, model, version, cache_key = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 7]
+  j.id, j.model, j.version, j.priority, j.now, j.input, j.cache_key = id, model, version,
+    ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], cache_key
+  j.key, j.queue = JOB .. id, queue_of(model, version)
+  if cache_key == '' then
+    j.computation, j.result_key = COMPUTATION .. 'job:' .. id, '-'
+  else
+    j.computation = COMPUTATION .. cache_key
+    j.result_key = RESULT ~= '' and RESULT .. cache_key or '-'
+  end
+  local options = ARGV[a + 8]
+  if options == '' then
+    j.deadline_at, j.idem, j.fingerprint, j.owner = '', nil, nil, ''
+  else
+    local deadline_at, idem, fingerprint, owner = string.match(options,
+      '^([^\\n]*)\\n([^\\n]*)\\n([^\\n]*)\\n(.*)$')
+    j.deadline_at, j.owner = deadline_at, owner
+    if idem == '' then idem, fingerprint = nil, nil end
+    j.idem, j.fingerprint = idem, fingerprint
+  end
+  replies[i] = submit(j)
 end
 for queue, list in pairs(pending) do zadd_all(queue, list) end
 if index then
