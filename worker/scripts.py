@@ -446,15 +446,15 @@ while not done and taken < want and popped < 4 * want + 16 do
       local fields = redis.call('HMGET', key, 'status', 'priority', 'created_at', 'deadline_at',
         'attempts', 'cache_key', 'input', 'shared')
       local cache_key, input = fields[6], fields[7]  -- cache_key nil: the record is gone
-      local ran, nr = {stamp}, 1
-      local function started(id, attempts, prio, created)
-        if not attempts then return end
-        ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, attempts, prio, created
-        nr = nr + 4
-      end
-      if cache_key then
-        started(leader, start(leader, key, fields[1], fields[2], fields[3], fields[4],
-          fields[5]), fields[2], fields[3])
+      -- What this take started of the computation: the stamp, then id, attempts,
+      -- priority, created_at per job (built whole for the leader: no closure, no growth).
+      local ran, nr = nil, 1
+      local attempts = cache_key and start(leader, key, fields[1], fields[2], fields[3],
+        fields[4], fields[5])
+      if attempts then
+        ran, nr = {stamp, leader, attempts, fields[2], fields[3]}, 5
+      else
+        ran = {stamp}
       end
       -- Only a computation another job has joined has more ids than its leader's.
       if cache_key and fields[8] then
@@ -465,7 +465,11 @@ while not done and taken < want and popped < 4 * want + 16 do
             local o = redis.call('HMGET', other_key, 'status', 'priority', 'created_at',
               'deadline_at', 'attempts', 'input')
             input = input or o[6]
-            started(id, start(id, other_key, o[1], o[2], o[3], o[4], o[5]), o[2], o[3])
+            local other = start(id, other_key, o[1], o[2], o[3], o[4], o[5])
+            if other then
+              ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, other, o[2], o[3]
+              nr = nr + 4
+            end
           end
         end
       end
