@@ -88,7 +88,6 @@ class JobStore:
                 settings.heartbeat_ttl_s,
                 BAND_WIDTH,
                 keys.job_prefix,
-                keys.computation_prefix,
                 keys.result("") if self._share_results else "",
                 keys.queue_prefix,
                 len(BANDS),

@@ -48,11 +48,16 @@ end
 -- A computation's key from its leader's cache key (`<ns>:inflight:<cache key>`, or
 -- `<ns>:inflight:job:<leader>` for a model whose answers are not shared); nil if the
 -- leader's record is gone.
+local inflight = {}  -- per job prefix, its computations' prefix, built once per call
 local function computation_of(job_prefix, leader, cache_key)
   if cache_key == nil then cache_key = redis.call('HGET', job_prefix .. leader, 'cache_key') end
   if not cache_key then return nil end
-  local key = cache_key ~= '' and cache_key or 'job:' .. leader
-  return string.sub(job_prefix, 1, -5) .. 'inflight:' .. key  -- '<ns>:job:' -> '<ns>:'
+  local prefix = inflight[job_prefix]
+  if not prefix then
+    prefix = string.sub(job_prefix, 1, -5) .. 'inflight:'  -- '<ns>:job:' -> '<ns>:inflight:'
+    inflight[job_prefix] = prefix
+  end
+  return prefix .. (cache_key ~= '' and cache_key or 'job:' .. leader)
 end
 local function index_ended(job_prefix, id, status, created)
   if ENDED_INDEXED[status] and created then
@@ -69,8 +74,8 @@ end
 # KEYS: 1 heartbeats, 2 stats, 3 queue tokens, 4 arrival sequence, 5 queue index,
 #       6 lease index, 7 overlapping arrivals, 8 the intake pause flag.
 # ARGV: 1 job ttl, 2 max depth ahead, 3 heartbeat ttl, 4 priority band width, 5 the
-#       prefixes of job hashes, 6 of computations, 7 of shared results ('' when results
-#       are not shared), 8 of model queues, 9 the number P of priorities, then their
+#       prefix of job hashes, 6 of shared results ('' when results are not shared), 7 of
+#       model queues, 8 the number P of priorities, then their
 #       names from the highest (band 0) down; then 8 per job: id, model, version,
 #       priority, now, input JSON, cache key ('' when its answers are not shared),
 #       options: '' for none, else deadline_at ('' for none), the Idempotency-Key's
@@ -88,16 +93,16 @@ SUBMIT = (
     + """
 local NA = 8
 local ttl, max_ahead, heartbeat_ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local band_width, P = tonumber(ARGV[4]), tonumber(ARGV[9])
-local JOB, COMPUTATION, RESULT, QUEUE = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local H = 9 + P  -- arguments before the first job's
+local band_width, P = tonumber(ARGV[4]), tonumber(ARGV[8])
+local JOB, RESULT, QUEUE = ARGV[5], ARGV[6], ARGV[7]
+local H = 8 + P  -- arguments before the first job's
 local jobs = (#ARGV - H) / NA
 -- Each priority's band (a number) and the next band's lower bound (a string), on first use.
 local band_of, next_of = {}, {}
 local function bands_of(priority)
   if not band_of[priority] then
     for i = 1, P do
-      if ARGV[9 + i] == priority then
+      if ARGV[8 + i] == priority then
         band_of[priority] = (i - 1) * band_width
         next_of[priority] = string.format('%.0f', i * band_width)
       end
@@ -286,12 +291,8 @@ for i = 1, jobs do
   j.id, j.model, j.version, j.priority, j.now, j.input, j.cache_key = id, model, version,
     ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], cache_key
   j.key, j.queue = JOB .. id, queue_of(model, version)
-  if cache_key == '' then
-    j.computation, j.result_key = COMPUTATION .. 'job:' .. id, '-'
-  else
-    j.computation = COMPUTATION .. cache_key
-    j.result_key = RESULT ~= '' and RESULT .. cache_key or '-'
-  end
+  j.computation = computation_of(JOB, id, cache_key)
+  j.result_key = (cache_key ~= '' and RESULT ~= '') and RESULT .. cache_key or '-'
   local options = ARGV[a + 8]
   if options == '' then
     j.deadline_at, j.idem, j.fingerprint, j.owner = '', nil, nil, ''
