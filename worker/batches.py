@@ -149,8 +149,11 @@ class WorkSource:
 
     def _computations(self, flat: list[Any]) -> list[Computation]:
         """TAKE's leader, cache key, input, started per computation, as Computations."""
-        found = []
-        for raw_leader, raw_key, input_json, started in zip(*[iter(flat)] * 4, strict=True):
+        found, at = [], 0
+        while at < len(flat):
+            raw_leader, raw_key, input_json, n = flat[at : at + 4]
+            started = flat[at + 4 : at + 4 + n]
+            at += 4 + n
             leader, cache_key = raw_leader.decode(), raw_key.decode()
             result_key = self.keys.result(cache_key) if cache_key else ""
             found.append(

@@ -344,9 +344,12 @@ return replies
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
 #   | {'batch', queue number, computations, expired, others queued, busy, live, seq}
-#   where computations is a flat list of leader, cache key, input JSON, and a list of
-#   what this take started of it (the start stamp, then id, attempts, priority, created_at
-#   per job: FINISH settles those without reading them again); expired is a flat list of
+#   where computations is a flat list of leader, cache key, input JSON, a count n and n
+#   values: what this take started of it (the start stamp, then id, attempts, priority,
+#   created_at per job: FINISH settles those without reading them again). Flat, not a
+#   list per computation: Redis converts every table a script returns by probing it for
+#   seven special fields (err, ok, double, ...), about 3,000 instructions per table,
+#   and a nested list costs a deferred reply length besides. Expired is a flat list of
 #   id, priority, created_at; busy, live and seq are 0, 0 and -1 for a full batch.
 TAKE = (
     _INDEX
@@ -447,15 +450,19 @@ while not done and taken < want and popped < 4 * want + 16 do
       local fields = redis.call('HMGET', key, 'status', 'priority', 'created_at', 'deadline_at',
         'attempts', 'cache_key', 'input', 'shared')
       local cache_key, input = fields[6], fields[7]  -- cache_key nil: the record is gone
-      -- What this take started of the computation: the stamp, then id, attempts,
-      -- priority, created_at per job (built whole for the leader: no closure, no growth).
-      local ran, nr = nil, 1
+      -- Written in place after its leader, cache key, input and count (placeholders until
+      -- the computation is known to be taken; undone if it is not): what this take
+      -- started of it, the stamp, then id, attempts, priority, created_at per job.
+      local b, nr = nm + 4, 1
+      members[nm + 1], members[nm + 2], members[nm + 3], members[nm + 4] = leader, false,
+        false, 0
+      members[b + 1] = stamp
       local attempts = cache_key and start(leader, key, fields[1], fields[2], fields[3],
         fields[4], fields[5])
       if attempts then
-        ran, nr = {stamp, leader, attempts, fields[2], fields[3]}, 5
-      else
-        ran = {stamp}
+        members[b + 2], members[b + 3], members[b + 4], members[b + 5] = leader, attempts,
+          fields[2], fields[3]
+        nr = 5
       end
       -- Only a computation another job has joined has more ids than its leader's.
       if cache_key and fields[8] then
@@ -468,7 +475,8 @@ while not done and taken < want and popped < 4 * want + 16 do
             input = input or o[6]
             local other = start(id, other_key, o[1], o[2], o[3], o[4], o[5])
             if other then
-              ran[nr + 1], ran[nr + 2], ran[nr + 3], ran[nr + 4] = id, other, o[2], o[3]
+              members[b + nr + 1], members[b + nr + 2], members[b + nr + 3],
+                members[b + nr + 4] = id, other, o[2], o[3]
               nr = nr + 4
             end
           end
@@ -477,17 +485,19 @@ while not done and taken < want and popped < 4 * want + 16 do
       if nr > 1 and input then
         entries[ne + 1], entries[ne + 2], entries[ne + 3] = queue, score, leader
         ne = ne + 3
-        members[nm + 1], members[nm + 2], members[nm + 3], members[nm + 4] = leader, cache_key,
-          input, ran
-        nm = nm + 4
+        members[nm + 2], members[nm + 3], members[nm + 4] = cache_key, input, nr
+        nm = b + nr
         taken = taken + 1
         if solo then
           redis.call('SREM', KEYS[8], leader)  -- it runs alone now
           done = true
         end
-      elseif cache_key then
-        -- every job on it was canceled or expired
-        redis.call('DEL', computation_of(ARGV[3], leader, cache_key))
+      else
+        for k = nm + 1, b + nr do members[k] = nil end
+        if cache_key then
+          -- every job on it was canceled or expired
+          redis.call('DEL', computation_of(ARGV[3], leader, cache_key))
+        end
       end
     end
   end
