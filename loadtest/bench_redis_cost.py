@@ -55,8 +55,53 @@ def redis_cost_rows(out: Path) -> dict[str, Any]:
     rows = {}
     for model, batch, jobs in CASES:
         print(f"- redis instructions per job: {model}, batches of {batch}", flush=True)
-        rows[f"{model}_batch{batch}"] = instructions_per_job(out / "redis-cost", model, batch, jobs)
+        row: dict[str, Any] = dict(instructions_per_job(out / "redis-cost", model, batch, jobs))
+        row.update(native_cost(out / "redis-cost", model, batch, jobs, row["total"]))
+        rows[f"{model}_batch{batch}"] = row
     return rows
+
+
+NATIVE_REPEATS = 3
+
+
+def native_cost(
+    workdir: Path, model: str, batch: int, jobs: int, instructions: int
+) -> dict[str, float]:
+    """The same work on a redis-server without valgrind: its CPU per job, from INFO.
+
+    Beside the instruction count this gives the machine's speed at Redis's own work, in
+    the same run: how many microseconds 100,000 of these instructions take here. Rows
+    13-14 (Redis CPU per job under wrk, in microseconds) move with it from machine to
+    machine: the same code, the same instructions per job, measured 43-57 us (row 14)
+    on one VM and about 100 us on another that ran them at half the speed.
+    """
+    port = stack.free_port()
+    server = stack.start_redis(port, workdir / f"native-{model}")
+    try:
+        client = redis.Redis(port=port)
+        work = _Work(port, model, batch)
+        work.submit(300)
+        work.drain()
+        per_job = []
+        for _ in range(NATIVE_REPEATS):
+            before = _cpu_s(client)
+            work.submit(jobs)
+            work.drain()
+            per_job.append((_cpu_s(client) - before) * 1e6 / jobs)
+        work.close()
+        client.close()
+    finally:
+        stack.stop(server, timeout=30)
+    us = sorted(per_job)[len(per_job) // 2]
+    return {
+        "native_us_per_job": round(us, 1),
+        "native_us_per_100k_instructions": round(us * 100_000 / instructions, 1),
+    }
+
+
+def _cpu_s(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def instructions_per_job(workdir: Path, model: str, batch: int, jobs: int) -> dict[str, int]:
@@ -205,6 +250,12 @@ def table(rows: dict[str, Any]) -> str:
     return "\n".join(
         f"{name:<22} {r['total']:>9,} instructions per job "
         f"(submit {r['submit']:,}, take and settle {r['take_and_settle']:,}; {r['jobs']} jobs)"
+        + (
+            f"; natively {r['native_us_per_job']} us of Redis CPU per job, "
+            f"{r['native_us_per_100k_instructions']} us per 100k instructions on this machine"
+            if "native_us_per_job" in r
+            else ""
+        )
         for name, r in rows.items()
     )
 

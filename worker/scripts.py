@@ -20,6 +20,9 @@ when a job failed or expired). Plain data throughout: a consumer never unpickles
 # the creation index (api/joblist.py). Entries older than the job TTL are pruned on
 # about one creation in 256 (chosen by the random job id) and when a listing reads a set.
 _INDEX = """
+-- Locals for what every script reaches for per job: each use of a global (`redis`,
+-- `ARGV`, `tonumber`) is a lookup in Lua's table of globals, and `redis.call` two.
+local call, ARGV, KEYS, tonumber = redis.call, ARGV, KEYS, tonumber
 local ENDED_INDEXED = {failed = true, expired = true, canceled = true}
 local function index_base(job_prefix)
   return string.sub(job_prefix, 1, -5) .. 'jobs:'  -- '<ns>:job:' -> '<ns>:jobs:'
@@ -31,18 +34,18 @@ local function index_prune(base, id, created, owner, ttl)
     local sets = {base .. 'all'}
     if owner ~= '' then table.insert(sets, base .. 'owner:' .. owner) end
     for status in pairs(ENDED_INDEXED) do table.insert(sets, base .. 'status:' .. status) end
-    for _, set in ipairs(sets) do redis.call('ZREMRANGEBYSCORE', set, '-inf', cutoff) end
+    for _, set in ipairs(sets) do call('ZREMRANGEBYSCORE', set, '-inf', cutoff) end
   end
 end
 local function index_new(base, id, created, owner, ttl)  -- base: index_base(job prefix)
-  redis.call('ZADD', base .. 'all', created, id)
-  if owner ~= '' then redis.call('ZADD', base .. 'owner:' .. owner, created, id) end
+  call('ZADD', base .. 'all', created, id)
+  if owner ~= '' then call('ZADD', base .. 'owner:' .. owner, created, id) end
   index_prune(base, id, created, owner, ttl)
 end
 -- ZADD key, then score, member pairs from a flat list (in calls of at most 1000 pairs).
 local function zadd_all(key, pairs_list)
   for first = 1, #pairs_list, 2000 do
-    redis.call('ZADD', key, unpack(pairs_list, first, math.min(#pairs_list, first + 1999)))
+    call('ZADD', key, unpack(pairs_list, first, math.min(#pairs_list, first + 1999)))
   end
 end
 -- A computation's key from its leader's cache key (`<ns>:inflight:<cache key>`, or
@@ -50,7 +53,7 @@ end
 -- leader's record is gone.
 local inflight = {}  -- per job prefix, its computations' prefix, built once per call
 local function computation_of(job_prefix, leader, cache_key)
-  if cache_key == nil then cache_key = redis.call('HGET', job_prefix .. leader, 'cache_key') end
+  if cache_key == nil then cache_key = call('HGET', job_prefix .. leader, 'cache_key') end
   if not cache_key then return nil end
   local prefix = inflight[job_prefix]
   if not prefix then
@@ -61,7 +64,7 @@ local function computation_of(job_prefix, leader, cache_key)
 end
 local function index_ended(job_prefix, id, status, created)
   if ENDED_INDEXED[status] and created then
-    redis.call('ZADD', index_base(job_prefix) .. 'status:' .. status, created, id)
+    call('ZADD', index_base(job_prefix) .. 'status:' .. status, created, id)
   end
 end
 """
@@ -111,7 +114,7 @@ local function bands_of(priority)
   return band_of[priority], next_of[priority]
 end
 local replies = {}
-if redis.call('EXISTS', KEYS[8]) == 1 then  -- an operator paused intake
+if call('EXISTS', KEYS[8]) == 1 then  -- an operator paused intake
   for i = 1, jobs do replies[i] = {'rejected', 'paused', 0, 0, '0', '0'} end
   return replies
 end
@@ -123,7 +126,7 @@ local live, busy, seq, added, overlapping = nil, nil, nil, 0, 0
 local bounds = {}  -- band strings as numbers, converted once
 local function load_queues()
   if queue_list then return end
-  queue_list = redis.call('SMEMBERS', KEYS[5])
+  queue_list = call('SMEMBERS', KEYS[5])
   for _, queue in ipairs(queue_list) do known[queue] = true end
 end
 -- What this call enqueues is written at its end, one ZADD per queue (and one per index
@@ -131,13 +134,13 @@ end
 local pending, pending_at = {}, {}  -- per queue: flat score, member list; numeric scores
 local function stat(cache, field, queue)
   if cache[queue] == nil then
-    cache[queue] = tonumber(redis.call('HGET', KEYS[2], field .. queue) or '0')
+    cache[queue] = tonumber(call('HGET', KEYS[2], field .. queue) or '0')
   end
   return cache[queue]
 end
 local function consumers(now)
   if live == nil then
-    live = redis.call('ZCOUNT', KEYS[1], tonumber(now) - heartbeat_ttl, '+inf')
+    live = call('ZCOUNT', KEYS[1], tonumber(now) - heartbeat_ttl, '+inf')
   end
   return live
 end
@@ -151,7 +154,7 @@ local function ahead_of(bound)
     local at_most = tonumber(bound)
     local ahead, work_ms = 0, 0
     for _, queue in ipairs(queue_list) do
-      local n = redis.call('ZCOUNT', queue, '-inf', '(' .. bound)
+      local n = call('ZCOUNT', queue, '-inf', '(' .. bound)
       for _, at in ipairs(pending_at[queue] or {}) do
         if at < at_most then n = n + 1 end
       end
@@ -169,7 +172,7 @@ local function note_enqueued(queue, score)
   if not known[queue] then
     known[queue] = true
     table.insert(queue_list, queue)
-    redis.call('SADD', KEYS[5], queue)
+    call('SADD', KEYS[5], queue)
   end
   for bound, total in pairs(totals) do
     if score < bounds[bound] then
@@ -185,18 +188,18 @@ local indexed, owned = {}, {}  -- created, id pairs for the index: all jobs; per
 -- The id is the key's suffix: the hash does not repeat it.
 local function create(j, status, ...)
   if j.idem then  -- only once the job exists: a refused request may be retried
-    redis.call('SET', j.idem, j.id .. ' ' .. j.fingerprint, 'EX', ttl)
+    call('SET', j.idem, j.id .. ' ' .. j.fingerprint, 'EX', ttl)
   end
   if j.owner == '' then
-    redis.call('HSET', j.key, 'status', status, 'model', j.model, 'model_version', j.version,
+    call('HSET', j.key, 'status', status, 'model', j.model, 'model_version', j.version,
       'priority', j.priority, 'created_at', j.now, 'cache_key', j.cache_key, 'input', j.input,
       ...)
   else
-    redis.call('HSET', j.key, 'owner', j.owner, 'status', status, 'model', j.model,
+    call('HSET', j.key, 'owner', j.owner, 'status', status, 'model', j.model,
       'model_version', j.version, 'priority', j.priority, 'created_at', j.now, 'cache_key',
       j.cache_key, 'input', j.input, ...)
   end
-  redis.call('EXPIRE', j.key, ttl)
+  call('EXPIRE', j.key, ttl)
   index = index or index_base(JOB)
   local n = #indexed
   indexed[n + 1], indexed[n + 2] = j.now, j.id
@@ -210,7 +213,7 @@ end
 local function submit(j)
   -- The same Idempotency-Key again: the job it made, never a second one (a different
   -- request under the same key is refused).
-  local seen = j.idem and redis.call('GET', j.idem)
+  local seen = j.idem and call('GET', j.idem)
   if seen then
     local id, fingerprint = string.match(seen, '^(%S+) (.*)$')
     if fingerprint ~= j.fingerprint then
@@ -220,7 +223,7 @@ local function submit(j)
   end
   local cacheable = j.result_key ~= '-'
   if cacheable then
-    local hit = redis.call('GET', j.result_key)
+    local hit = call('GET', j.result_key)
     if hit then
       create(j, 'succeeded', 'cached', '1', 'result', hit, 'started_at', j.now,
         'finished_at', j.now)
@@ -228,18 +231,18 @@ local function submit(j)
     end
   end
   -- Join the computation first: a longer list means an identical one is in flight.
-  if redis.call('RPUSH', j.computation, j.id) > 1 and cacheable then
+  if call('RPUSH', j.computation, j.id) > 1 and cacheable then
     create(j, 'queued')
     -- Marks the leader: a take or settle reads the computation's list only when marked.
-    local leader = JOB .. redis.call('LINDEX', j.computation, 0)
-    if redis.call('EXISTS', leader) == 1 then redis.call('HSET', leader, 'shared', '1') end
+    local leader = JOB .. call('LINDEX', j.computation, 0)
+    if call('EXISTS', leader) == 1 then call('HSET', leader, 'shared', '1') end
     return 'attached'
   end
   -- Admission: only a new computation adds work.
   local band, next_band = bands_of(j.priority)
   local ahead, work_ms = ahead_of(next_band)
   if ahead >= max_ahead then
-    redis.call('RPOP', j.computation)
+    call('RPOP', j.computation)
     return {'rejected', 'queue_full', ahead, consumers(j.now), tostring(work_ms), '0'}
   end
   if j.deadline_at ~= '' then
@@ -247,17 +250,17 @@ local function submit(j)
     local n, run_ms = consumers(j.now), stat(runs, 'run:', j.queue)
     local budget_ms = (tonumber(j.deadline_at) - tonumber(j.now)) * 1000
     if n == 0 or work_ms / n + run_ms > budget_ms then
-      redis.call('RPOP', j.computation)
+      call('RPOP', j.computation)
       return {'rejected', 'deadline', ahead, n, tostring(work_ms), tostring(run_ms)}
     end
   end
-  redis.call('EXPIRE', j.computation, ttl)
-  seq = (seq or tonumber(redis.call('GET', KEYS[4]) or '0')) + 1
+  call('EXPIRE', j.computation, ttl)
+  seq = (seq or tonumber(call('GET', KEYS[4]) or '0')) + 1
   added = added + 1
   -- Arrivals while other work is queued or running are what delayed batching can
   -- gather; a lone client's never are.
-  if sizes[j.queue] == nil then sizes[j.queue] = redis.call('ZCARD', j.queue) end
-  if busy == nil then busy = redis.call('SCARD', KEYS[6]) > 0 end
+  if sizes[j.queue] == nil then sizes[j.queue] = call('ZCARD', j.queue) end
+  if busy == nil then busy = call('SCARD', KEYS[6]) > 0 end
   if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
   local at = band + seq
   local score = string.format('%d', at)
@@ -311,12 +314,12 @@ if index then
   for owner, list in pairs(owned) do zadd_all(index .. 'owner:' .. owner, list) end
 end
 if added > 0 then
-  redis.call('INCRBY', KEYS[4], added)
-  if overlapping > 0 then redis.call('INCRBY', KEYS[7], overlapping) end
+  call('INCRBY', KEYS[4], added)
+  if overlapping > 0 then call('INCRBY', KEYS[7], overlapping) end
   for first = 1, added, 1000 do
     local ones = {}
     for _ = first, math.min(added, first + 999) do table.insert(ones, '1') end
-    redis.call('RPUSH', KEYS[3], unpack(ones))
+    call('RPUSH', KEYS[3], unpack(ones))
   end
 end
 return replies
@@ -358,14 +361,14 @@ local Q = 8  -- KEYS[Q + i] is model queue i
 local nq = #KEYS - Q
 -- The server's clock: the caller's was read before the BLPOP that may have blocked.
 -- (Strings where Lua would format numbers: every number formatted costs Redis work.)
-local clock = redis.call('TIME')
+local clock = call('TIME')
 local stamp = clock[1] .. '.' .. string.rep('0', 6 - #clock[2]) .. clock[2]
 local now = tonumber(stamp)
-for _, due in ipairs(redis.call('ZRANGEBYSCORE', KEYS[7], '-inf', stamp, 'LIMIT', '0', '32')) do
-  redis.call('ZREM', KEYS[7], due)
+for _, due in ipairs(call('ZRANGEBYSCORE', KEYS[7], '-inf', stamp, 'LIMIT', '0', '32')) do
+  call('ZREM', KEYS[7], due)
   local queue, score, member = string.match(due, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
-  redis.call('ZADD', queue, score, member)
-  redis.call('RPUSH', KEYS[1], '1')
+  call('ZADD', queue, score, member)
+  call('RPUSH', KEYS[1], '1')
 end
 -- Queue scores are whole numbers, which Redis writes without exponent or leading zeros
 -- up to 2^53: compared as strings, a shorter one is lower.
@@ -374,18 +377,18 @@ local chosen = tonumber(ARGV[7])
 local others = nil  -- whether another served queue holds work, when the head scan tells
 local head = nil  -- the chosen queue's first entry, when the head scan read it
 if not chosen then
-  local task = redis.call('ZPOPMIN', KEYS[4])
+  local task = call('ZPOPMIN', KEYS[4])
   if #task > 0 then return {'task', task[1]} end
   local heads = 0
   for i = 1, nq do
-    local first = redis.call('ZRANGE', KEYS[Q + i], '0', '0', 'WITHSCORES')
+    local first = call('ZRANGE', KEYS[Q + i], '0', '0', 'WITHSCORES')
     if first[1] then
       heads = heads + 1
       if not head or lower(first[2], head[2]) then chosen, head = i, first end
     end
   end
   if not chosen then
-    redis.call('DEL', KEYS[1])  -- nothing queued, so every token is stale
+    call('DEL', KEYS[1])  -- nothing queued, so every token is stale
     return false
   end
   others = heads > 1 and 1 or 0
@@ -395,8 +398,8 @@ local want, run_s = tonumber(ARGV[7 + 2 * chosen]), tonumber(ARGV[8 + 2 * chosen
 local newest_below
 local standing = tonumber(ARGV[8])
 if standing > 0 then
-  head = head or redis.call('ZRANGE', queue, '0', '0', 'WITHSCORES')
-  local created = head[1] and redis.call('HGET', ARGV[3] .. head[1], 'created_at')
+  head = head or call('ZRANGE', queue, '0', '0', 'WITHSCORES')
+  local created = head[1] and call('HGET', ARGV[3] .. head[1], 'created_at')
   if created and now - tonumber(created) > standing then
     local band_width = tonumber(ARGV[2])
     local band = math.floor(tonumber(head[2]) / band_width) * band_width
@@ -405,15 +408,15 @@ if standing > 0 then
 end
 -- Up to `n` entries from the front: lowest scores (FIFO), or newest in the head's band.
 local function pop(n)
-  if not newest_below then return redis.call('ZPOPMIN', queue, n) end
-  local top = redis.call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
+  if not newest_below then return call('ZPOPMIN', queue, n) end
+  local top = call('ZRANGE', queue, newest_below, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, n,
     'WITHSCORES')
   -- The highest scores below the bound: exactly the queue's entries from the lowest taken.
-  if #top > 0 then redis.call('ZREMRANGEBYSCORE', queue, top[#top], newest_below) end
+  if #top > 0 then call('ZREMRANGEBYSCORE', queue, top[#top], newest_below) end
   return top
 end
 -- Leaders of computations that were in a batch that ran out of time: each runs alone.
-local any_solo = redis.call('EXISTS', KEYS[8]) == 1
+local any_solo = call('EXISTS', KEYS[8]) == 1
 local members, expired, expired_ids, entries = {}, {}, {}, {}
 local nm, ne = 0, 0  -- lengths of members, entries
 local popped, taken, done = 0, 0, false
@@ -424,14 +427,14 @@ local NEXT = {['0'] = '1', ['1'] = '2', ['2'] = '3', ['3'] = '4'}  -- attempts, 
 local function start(id, key, status, prio, created, due, attempts)
   if status ~= 'queued' then return nil end
   if due and tonumber(due) <= horizon then
-    redis.call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
+    call('HSET', key, 'status', 'expired', 'finished_at', stamp, 'error', ARGV[4])
     index_ended(ARGV[3], id, 'expired', created)
     for _, v in ipairs({id, prio, created}) do table.insert(expired, v) end
     table.insert(expired_ids, id)
     return nil
   end
   attempts = NEXT[attempts or '0'] or tostring(tonumber(attempts) + 1)
-  redis.call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
+  call('HSET', key, 'status', 'running', 'started_at', stamp, 'worker', ARGV[1],
     'attempts', attempts)
   return attempts
 end
@@ -440,14 +443,14 @@ while not done and taken < want and popped < 4 * want + 16 do
   if #heads == 0 then break end
   for h = 1, #heads, 2 do
     local leader, score = heads[h], heads[h + 1]
-    local solo = any_solo and redis.call('SISMEMBER', KEYS[8], leader) == 1
+    local solo = any_solo and call('SISMEMBER', KEYS[8], leader) == 1
     if done or (solo and taken > 0) then
-      redis.call('ZADD', queue, score, leader)  -- not this batch's: back where it was
+      call('ZADD', queue, score, leader)  -- not this batch's: back where it was
       done = true
     else
       popped = popped + 1
       local key = ARGV[3] .. leader
-      local fields = redis.call('HMGET', key, 'status', 'priority', 'created_at', 'deadline_at',
+      local fields = call('HMGET', key, 'status', 'priority', 'created_at', 'deadline_at',
         'attempts', 'cache_key', 'input', 'shared')
       local cache_key, input = fields[6], fields[7]  -- cache_key nil: the record is gone
       -- Written in place after its leader, cache key, input and count (placeholders until
@@ -466,11 +469,11 @@ while not done and taken < want and popped < 4 * want + 16 do
       end
       -- Only a computation another job has joined has more ids than its leader's.
       if cache_key and fields[8] then
-        for _, id in ipairs(redis.call('LRANGE', computation_of(ARGV[3], leader, cache_key),
+        for _, id in ipairs(call('LRANGE', computation_of(ARGV[3], leader, cache_key),
             '0', '-1')) do
           if id ~= leader then
             local other_key = ARGV[3] .. id
-            local o = redis.call('HMGET', other_key, 'status', 'priority', 'created_at',
+            local o = call('HMGET', other_key, 'status', 'priority', 'created_at',
               'deadline_at', 'attempts', 'input')
             input = input or o[6]
             local other = start(id, other_key, o[1], o[2], o[3], o[4], o[5])
@@ -489,41 +492,41 @@ while not done and taken < want and popped < 4 * want + 16 do
         nm = b + nr
         taken = taken + 1
         if solo then
-          redis.call('SREM', KEYS[8], leader)  -- it runs alone now
+          call('SREM', KEYS[8], leader)  -- it runs alone now
           done = true
         end
       else
         for k = nm + 1, b + nr do members[k] = nil end
         if cache_key then
           -- every job on it was canceled or expired
-          redis.call('DEL', computation_of(ARGV[3], leader, cache_key))
+          call('DEL', computation_of(ARGV[3], leader, cache_key))
         end
       end
     end
   end
 end
 if #entries > 0 then
-  if redis.call('EXISTS', KEYS[3]) == 0 then table.insert(entries, 1, ARGV[1]) end
-  redis.call('RPUSH', KEYS[3], unpack(entries))
-  redis.call('SADD', KEYS[2], KEYS[3])
+  if call('EXISTS', KEYS[3]) == 0 then table.insert(entries, 1, ARGV[1]) end
+  call('RPUSH', KEYS[3], unpack(entries))
+  call('SADD', KEYS[2], KEYS[3])
 end
 -- The BLPOP took one token for the first computation; drop those of the others.
 local extra = popped - (ARGV[7] == '' and 1 or 0)
-if extra > 0 then redis.call('LPOP', KEYS[1], extra) end
+if extra > 0 then call('LPOP', KEYS[1], extra) end
 if others == nil then
   others = 0
   for i = 1, nq do
-    if i ~= chosen and redis.call('ZCARD', KEYS[Q + i]) > 0 then others = 1 end
+    if i ~= chosen and call('ZCARD', KEYS[Q + i]) > 0 then others = 1 end
   end
 end
-if #expired_ids > 0 then redis.call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
+if #expired_ids > 0 then call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')) end
 -- What delayed batching weighs (busy leases, live workers, the arrival count) matters
 -- only for a batch short of its target; a full one is dispatched at once.
 local busy, live_workers, seq = 0, 0, '-1'
 if taken < want then
-  busy = redis.call('SCARD', KEYS[2])
-  live_workers = redis.call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
-  seq = redis.call('GET', KEYS[5]) or '0'
+  busy = call('SCARD', KEYS[2])
+  live_workers = call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
+  seq = call('GET', KEYS[5]) or '0'
 end
 return {'batch', chosen, members, expired, others, busy, live_workers, seq}
 """
@@ -533,11 +536,11 @@ return {'batch', chosen, members, expired, others, busy, live_workers, seq}
 RECORD_CACHED = (
     _INDEX
     + """
-redis.call('HSET', KEYS[1], 'status', 'succeeded', 'model', ARGV[2],
+call('HSET', KEYS[1], 'status', 'succeeded', 'model', ARGV[2],
   'model_version', ARGV[3], 'priority', ARGV[4], 'created_at', ARGV[5],
   'started_at', ARGV[5], 'finished_at', ARGV[5], 'cached', '1',
   'result', ARGV[7], 'cache_key', ARGV[8], 'owner', ARGV[9])
-redis.call('EXPIRE', KEYS[1], ARGV[6])
+call('EXPIRE', KEYS[1], ARGV[6])
 index_new(index_base(string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[1])), ARGV[1], ARGV[5], ARGV[9],
   ARGV[6])
 return 1
@@ -552,15 +555,15 @@ return 1
 _DROP_IF_DEAD = """
 local function drop_if_dead(id, model, version, cache_key)
   local computation = ARGV[5] .. ((cache_key and cache_key ~= '') and cache_key or 'job:' .. id)
-  local ids = redis.call('LRANGE', computation, 0, -1)
+  local ids = call('LRANGE', computation, 0, -1)
   for _, other in ipairs(ids) do
-    local status = redis.call('HGET', ARGV[7] .. other, 'status')
+    local status = call('HGET', ARGV[7] .. other, 'status')
     if status == 'queued' or status == 'running' then return end
   end
   -- The queue's member is the computation's leader, its first id.
   local queue = ARGV[6] .. model .. ':' .. version
-  if ids[1] and redis.call('ZREM', queue, ids[1]) > 0 then redis.call('LPOP', KEYS[2]) end
-  redis.call('DEL', computation)
+  if ids[1] and call('ZREM', queue, ids[1]) > 0 then call('LPOP', KEYS[2]) end
+  call('DEL', computation)
 end
 """
 
@@ -570,14 +573,14 @@ CANCEL = (
     _INDEX
     + _DROP_IF_DEAD
     + """
-local status, owner, model, version, cache_key, created = unpack(redis.call('HMGET', KEYS[1],
+local status, owner, model, version, cache_key, created = unpack(call('HMGET', KEYS[1],
   'status', 'owner', 'model', 'model_version', 'cache_key', 'created_at'))
 if not status or (owner or '') ~= ARGV[4] then return 'missing' end
 if status ~= 'queued' then return status end
-redis.call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
+call('HSET', KEYS[1], 'status', 'canceled', 'finished_at', ARGV[1])
 index_ended(ARGV[7], ARGV[3], 'canceled', created)
 drop_if_dead(ARGV[3], model, version, cache_key)
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+call('PUBLISH', ARGV[2], ARGV[3])
 return 'ok'
 """
 )
@@ -588,13 +591,13 @@ EXPIRE_DUE = (
     _INDEX
     + _DROP_IF_DEAD
     + """
-local status, due, model, version, cache_key, created = unpack(redis.call('HMGET', KEYS[1],
+local status, due, model, version, cache_key, created = unpack(call('HMGET', KEYS[1],
   'status', 'deadline_at', 'model', 'model_version', 'cache_key', 'created_at'))
 if status ~= 'queued' or not due or tonumber(due) > tonumber(ARGV[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[8])
+call('HSET', KEYS[1], 'status', 'expired', 'finished_at', ARGV[1], 'error', ARGV[8])
 index_ended(ARGV[7], ARGV[3], 'expired', created)
 drop_if_dead(ARGV[3], model, version, cache_key)
-redis.call('PUBLISH', ARGV[2], ARGV[3])
+call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 """
 )
@@ -634,17 +637,17 @@ local reread = {}  -- ids settled here that the caller's message does not hold
 local ne, ns, nt, nr = 0, 0, 0, 0
 local expected = 0  -- jobs the caller's message covers
 local lease = nil  -- read only to put a computation back for a retry
-local held = redis.call('EXISTS', KEYS[1]) == 1
+local held = call('EXISTS', KEYS[1]) == 1
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
 local function retry_at(computation)
-  local ids, most, due = redis.call('LRANGE', computation, 0, -1), 0, nil
+  local ids, most, due = call('LRANGE', computation, 0, -1), 0, nil
   for _, id in ipairs(ids) do
-    most = math.max(most, tonumber(redis.call('HGET', ARGV[1] .. id, 'attempts') or '0'))
+    most = math.max(most, tonumber(call('HGET', ARGV[1] .. id, 'attempts') or '0'))
   end
   if most >= tonumber(ARGV[7]) then return nil end
   due = now + tonumber(ARGV[8]) * 2 ^ math.max(0, most - 1)
   for _, id in ipairs(ids) do
-    local deadline = redis.call('HGET', ARGV[1] .. id, 'deadline_at')
+    local deadline = call('HGET', ARGV[1] .. id, 'deadline_at')
     if deadline and deadline ~= '' and due + run_s > tonumber(deadline) then return nil end
   end
   return due
@@ -653,11 +656,11 @@ end
 -- lost): read, and settled if it is still queued or running; its record goes out here.
 local function settle_read(id, status, outcome, value)
   local key = ARGV[1] .. id
-  local old, prio, started, attempts, cache_key, created = unpack(redis.call('HMGET', key,
+  local old, prio, started, attempts, cache_key, created = unpack(call('HMGET', key,
     'status', 'priority', 'started_at', 'attempts', 'cache_key', 'created_at'))
   if old ~= 'queued' and old ~= 'running' then return end
   -- `started_at` is written for a job that never started (its record exists: just read).
-  redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at',
+  call('HSET', key, 'status', status, 'finished_at', ARGV[2], 'started_at',
     started or ARGV[2], outcome, value)
   index_ended(ARGV[1], id, status, created)
   local record = {id = id, status = status, finished_at = ARGV[2],
@@ -680,17 +683,17 @@ while c <= #ARGV do
   if covered then expected = expected + (c - took - 1) / stride else status = 'failed' end
   local outcome = status == 'succeeded' and 'result' or 'error'
   if due then
-    for _, id in ipairs(redis.call('LRANGE', computation, 0, -1)) do
-      if redis.call('HGET', ARGV[1] .. id, 'status') == 'running' then
-        redis.call('HSET', ARGV[1] .. id, 'status', 'queued')
+    for _, id in ipairs(call('LRANGE', computation, 0, -1)) do
+      if call('HGET', ARGV[1] .. id, 'status') == 'running' then
+        call('HSET', ARGV[1] .. id, 'status', 'queued')
       end
     end
-    lease = lease or redis.call('LRANGE', KEYS[1], 0, -1)
-    redis.call('ZADD', KEYS[5], due,
+    lease = lease or call('LRANGE', KEYS[1], 0, -1)
+    call('ZADD', KEYS[5], due,
       lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
   else
     -- Every id on the computation, and the list goes with them.
-    for _, id in ipairs(redis.call('LPOP', computation, '1000000') or {}) do
+    for _, id in ipairs(call('LPOP', computation, '1000000') or {}) do
       local at = nil
       if held then
         for i = took + 1, c - 1, stride do
@@ -704,9 +707,9 @@ while c <= #ARGV do
         -- fields mean it expired (its TTL ran out) while the model ran: that is deleted
         -- again, not left behind without a TTL.
         local key = ARGV[1] .. id
-        if redis.call('HSET', key, 'status', status, 'finished_at', ARGV[2], outcome,
+        if call('HSET', key, 'status', status, 'finished_at', ARGV[2], outcome,
             value) == 3 then
-          redis.call('DEL', key)
+          call('DEL', key)
         else
           if stride == 2 then index_ended(ARGV[1], id, status, ARGV[at + 1]) end
           if covered then
@@ -722,18 +725,18 @@ while c <= #ARGV do
       end
     end
     if status == 'succeeded' and result_key ~= '-' and share then
-      redis.call('SET', result_key, value, 'EX', ARGV[3])
+      call('SET', result_key, value, 'EX', ARGV[3])
     end
   end
   slot = slot + 3
 end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], KEYS[1])
+call('DEL', KEYS[1])
+call('SREM', KEYS[2], KEYS[1])
 -- Recent cost per computation and time per batch of this queue, exponentially
 -- weighted means, for admission and for a worker's start-or-expire decision.
-local cost, run = unpack(redis.call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:' .. KEYS[4]))
+local cost, run = unpack(call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:' .. KEYS[4]))
 local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 + value * 0.2) end
-redis.call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
+call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
   'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
 local exact = held and nt == 2 * expected
 if not exact then
@@ -744,8 +747,8 @@ if not exact then
     ns = ns + 3
   end
 end
-if nr > 0 then redis.call('PUBLISH', ARGV[4], table.concat(reread, ',')) end
-if ne > 0 then redis.call('PUBLISH', ARGV[4], cjson.encode(extra)) end
+if nr > 0 then call('PUBLISH', ARGV[4], table.concat(reread, ',')) end
+if ne > 0 then call('PUBLISH', ARGV[4], cjson.encode(extra)) end
 return {exact and '1' or '0', settled}
 """
 )
@@ -759,17 +762,17 @@ local function release(lease, entries, job_prefix, tokens, settle)
     local queue, score, leader = entries[i], entries[i + 1], entries[i + 2]
     local computation = computation_of(job_prefix, leader)
     local again = false
-    for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
+    for _, id in ipairs(computation and call('LRANGE', computation, 0, -1) or {}) do
       if settle(id, job_prefix .. id) then again = true end
     end
     if again then
-      redis.call('ZADD', queue, score, leader)
-      redis.call('RPUSH', tokens, '1')
+      call('ZADD', queue, score, leader)
+      call('RPUSH', tokens, '1')
     elseif computation then
-      redis.call('DEL', computation)
+      call('DEL', computation)
     end
   end
-  redis.call('DEL', lease)
+  call('DEL', lease)
 end
 """
 
@@ -785,33 +788,33 @@ REAP = (
     _INDEX
     + _RELEASE
     + """
-local leases = redis.call('SMEMBERS', KEYS[1])
+local leases = call('SMEMBERS', KEYS[1])
 if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
 local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local function settle(id, key)
-  local status, attempts, created = unpack(redis.call('HMGET', key, 'status', 'attempts',
+  local status, attempts, created = unpack(call('HMGET', key, 'status', 'attempts',
     'created_at'))
   if status == 'running' and tonumber(attempts or '0') >= tonumber(ARGV[4]) then
-    redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
+    call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[6])
     index_ended(ARGV[1], id, 'failed', created)
     table.insert(failed, id)
   elseif status == 'running' or status == 'queued' then
-    redis.call('HSET', key, 'status', 'queued')
+    call('HSET', key, 'status', 'queued')
     table.insert(requeued, id)
     return true
   end
   return false
 end
 for _, lease in ipairs(leases) do
-  local entries = redis.call('LRANGE', lease, 0, -1)
-  local seen = entries[1] and redis.call('ZSCORE', KEYS[2], entries[1])
+  local entries = call('LRANGE', lease, 0, -1)
+  local seen = entries[1] and call('ZSCORE', KEYS[2], entries[1])
   if ARGV[7] ~= '' or not seen or tonumber(seen) < cutoff then
     release(lease, entries, ARGV[1], KEYS[3], settle)
-    redis.call('SREM', KEYS[1], lease)
+    call('SREM', KEYS[1], lease)
   end
 end
-if #failed > 0 then redis.call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
+if #failed > 0 then call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
 return {requeued, failed}
 """
 )
@@ -832,37 +835,37 @@ TIME_OUT = (
 local failed, requeued = {}, {}
 local retries = {}
 for i = 7, #ARGV do retries[ARGV[i]] = true end
-for _, lease in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local entries = redis.call('LRANGE', lease, 0, -1)
+for _, lease in ipairs(call('SMEMBERS', KEYS[1])) do
+  local entries = call('LRANGE', lease, 0, -1)
   if entries[1] == ARGV[5] then
     local alone = #entries == 4
     local function settle(id, key)
-      local status, model, prio, attempts, created = unpack(redis.call('HMGET', key, 'status',
+      local status, model, prio, attempts, created = unpack(call('HMGET', key, 'status',
         'model', 'priority', 'attempts', 'created_at'))
       if status ~= 'running' and status ~= 'queued' then return false end
       local retry = retries[model] and tonumber(attempts or '0') < tonumber(ARGV[6])
       if alone and not retry then
-        redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
+        call('HSET', key, 'status', 'failed', 'finished_at', ARGV[2], 'error', ARGV[4])
         index_ended(ARGV[1], id, 'failed', created)
         for _, v in ipairs({id, model, prio}) do table.insert(failed, v) end
         return false
       end
-      redis.call('HSET', key, 'status', 'queued')
+      call('HSET', key, 'status', 'queued')
       if not alone then
-        redis.call('SADD', KEYS[4], id)
-        redis.call('EXPIRE', KEYS[4], 86400)  -- a leader that never runs again goes too
+        call('SADD', KEYS[4], id)
+        call('EXPIRE', KEYS[4], 86400)  -- a leader that never runs again goes too
       end
       table.insert(requeued, id)
       return true
     end
     release(lease, entries, ARGV[1], KEYS[3], settle)
-    redis.call('SREM', KEYS[1], lease)
+    call('SREM', KEYS[1], lease)
   end
 end
-redis.call('ZREM', KEYS[2], ARGV[5])
+call('ZREM', KEYS[2], ARGV[5])
 local ids = {}
 for i = 1, #failed, 3 do table.insert(ids, failed[i]) end
-if #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
+if #ids > 0 then call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
 return {failed, requeued}
 """
 )
@@ -881,23 +884,23 @@ PURGE = (
     _INDEX
     + """
 local count, ids = 0, {}
-for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, queue in ipairs(call('SMEMBERS', KEYS[1])) do
   local matches = ARGV[7] == '' or string.sub(queue, 1, #ARGV[7]) == ARGV[7]
   if ARGV[9] == '1' then matches = queue == ARGV[7] end
   if matches then
-    for _, leader in ipairs(redis.call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
+    for _, leader in ipairs(call('ZRANGE', queue, ARGV[4], '(' .. ARGV[5], 'BYSCORE')) do
       local computation = computation_of(ARGV[1], leader)
-      for _, id in ipairs(computation and redis.call('LRANGE', computation, 0, -1) or {}) do
-        local status, created = unpack(redis.call('HMGET', ARGV[1] .. id, 'status', 'created_at'))
+      for _, id in ipairs(computation and call('LRANGE', computation, 0, -1) or {}) do
+        local status, created = unpack(call('HMGET', ARGV[1] .. id, 'status', 'created_at'))
         if status == 'queued' then
           count = count + 1
           if #ids < 1000 then table.insert(ids, id) end
           if ARGV[6] ~= '1' then
             if ARGV[8] == '' then
-              redis.call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
+              call('HSET', ARGV[1] .. id, 'status', 'canceled', 'finished_at', ARGV[2])
               index_ended(ARGV[1], id, 'canceled', created)
             else
-              redis.call('HSET', ARGV[1] .. id, 'status', 'failed', 'finished_at', ARGV[2],
+              call('HSET', ARGV[1] .. id, 'status', 'failed', 'finished_at', ARGV[2],
                 'error', ARGV[8])
               index_ended(ARGV[1], id, 'failed', created)
             end
@@ -905,14 +908,14 @@ for _, queue in ipairs(redis.call('SMEMBERS', KEYS[1])) do
         end
       end
       if ARGV[6] ~= '1' then
-        redis.call('ZREM', queue, leader)
-        if computation then redis.call('DEL', computation) end
-        redis.call('LPOP', KEYS[2])
+        call('ZREM', queue, leader)
+        if computation then call('DEL', computation) end
+        call('LPOP', KEYS[2])
       end
     end
   end
 end
-if ARGV[6] ~= '1' and #ids > 0 then redis.call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
+if ARGV[6] ~= '1' and #ids > 0 then call('PUBLISH', ARGV[3], table.concat(ids, ',')) end
 return {count, ids}
 """
 )
