@@ -70,17 +70,17 @@ class Runs:
         offset = next(self._offsets) * 1_000_000
         if warm:
             run_wrk(self.url, path, model, connections, 2, offset=offset)  # fit the policy
-        before = _redis_cpu_s(self.client)
+        before = redis_cpu_s(self.client)
         result = run_wrk(
             self.url, path, model, connections, seconds or self.seconds, offset=offset + 500_000
         )
-        redis_cpu = _redis_cpu_s(self.client) - before
+        redis_cpu = redis_cpu_s(self.client) - before
         return _row(result, redis_cpu)
 
 
-def _row(result: WrkResult, redis_cpu_s: float) -> dict[str, Any]:
+def _row(result: WrkResult, redis_cpu: float) -> dict[str, Any]:
     row = asdict(result)
-    row["redis_cpu_s"] = redis_cpu_s
+    row["redis_cpu_s"] = redis_cpu
     return _rated(row)
 
 
@@ -102,7 +102,7 @@ def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     return _rated(row)
 
 
-def _redis_cpu_s(client: redis.Redis) -> float:
+def redis_cpu_s(client: redis.Redis) -> float:
     info = client.info("cpu")
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 

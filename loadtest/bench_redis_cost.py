@@ -35,6 +35,7 @@ from core.batching import CostFit
 from core.cache import cache_key
 from core.jobs import Priority
 from core.keys import RedisKeys
+from loadtest.bench_batching import redis_cpu_s
 from loadtest.digits import unique_pixels
 from scripts import stack
 from worker.app import make_huey
@@ -84,10 +85,10 @@ def native_cost(
         work.drain()
         per_job = []
         for _ in range(NATIVE_REPEATS):
-            before = _cpu_s(client)
+            before = redis_cpu_s(client)
             work.submit(jobs)
             work.drain()
-            per_job.append((_cpu_s(client) - before) * 1e6 / jobs)
+            per_job.append((redis_cpu_s(client) - before) * 1e6 / jobs)
         work.close()
         client.close()
     finally:
@@ -97,11 +98,6 @@ def native_cost(
         "native_us_per_job": round(us, 1),
         "native_us_per_100k_instructions": round(us * 100_000 / instructions, 1),
     }
-
-
-def _cpu_s(client: redis.Redis) -> float:
-    info = client.info("cpu")
-    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def instructions_per_job(workdir: Path, model: str, batch: int, jobs: int) -> dict[str, int]:
