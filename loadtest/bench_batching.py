@@ -99,6 +99,7 @@ def _combined(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     for k in ("p50_ms", "p99_ms"):
         row[k] = statistics.median(r[k] for r in rounds)
     row["rounds"] = len(rounds)
+    row["p50_ms_by_round"] = [r["p50_ms"] for r in rounds]
     return _rated(row)
 
 
@@ -142,8 +143,10 @@ def batching_rows(out: Path, seconds: float) -> dict[str, Any]:
         rounds: dict[str, list[dict[str, Any]]] = {}
         for index in range(ROUNDS):
             print(f"  round {index + 1} of {ROUNDS}", flush=True)
+            # The stacks take turns going first, so neither always runs right after the other.
+            order = list(stacks.items()) if index % 2 == 0 else list(stacks.items())[::-1]
             for name, path, model, users in MEASUREMENTS:
-                for label, r in stacks.items():
+                for label, r in order:
                     row = r.load(path, model, users, each, warm=index == 0)
                     rounds.setdefault(f"{name}_{label}", []).append(row)
     runs = {key: _combined(rows) for key, rows in rounds.items()}
@@ -156,8 +159,13 @@ def figures(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     def rate(name: str) -> float:
         return float(runs[name]["ok_per_s"])
 
-    def p50(name: str) -> float:
-        return float(runs[name]["p50_ms"])
+    def p50_delta(name: str, baseline: str) -> float:
+        # The median of the rounds' differences, not the difference of their medians: the
+        # two runs of a round are seconds apart, while the VM's speed drifts between rounds
+        # (a 10 ms `digits` call measured 8-14 ms at p50 from one 2 s round to the next,
+        # which moved the difference of medians by up to 3 ms either way).
+        pairs = zip(runs[name]["p50_ms_by_round"], runs[baseline]["p50_ms_by_round"], strict=True)
+        return float(statistics.median(a - b for a, b in pairs))
 
     return {
         "queued_batching_speedup": round(
@@ -170,12 +178,12 @@ def figures(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             rate("digits_queued_c64_on") / rate("echo_queued_c64_on"), 3
         ),
         "single_user_p50_delta_queued_ms": round(
-            p50("digits_queued_c1_on") - p50("digits_queued_c1_off"), 2
+            p50_delta("digits_queued_c1_on", "digits_queued_c1_off"), 2
         ),
         "single_user_p50_delta_direct_ms": round(
-            p50("digits_direct_c1_on") - p50("digits_direct_c1_off"), 2
+            p50_delta("digits_direct_c1_on", "digits_direct_c1_off"), 2
         ),
-        "queue_overhead_p50_ms": round(p50("echo_queued_c1_on") - p50("echo_direct_c1_on"), 2),
+        "queue_overhead_p50_ms": round(p50_delta("echo_queued_c1_on", "echo_direct_c1_on"), 2),
         "echo_throughput_queued_over_direct_c32": round(
             rate("echo_queued_c32_on") / rate("echo_direct_c32_on"), 3
         ),
