@@ -43,6 +43,9 @@ def submit_options(request: Request) -> SubmitOptions:
     """The request's options, or a 422 naming each bad one (as FastAPI words it)."""
     query = request.query_params
     given: dict[str, str] = {name: query[name] for name in ("wait", "timeout") if name in query}
+    repeated = [name for name in given if len(query.getlist(name)) > 1]
+    if repeated:  # one value each: never a silent choice among several
+        raise RequestValidationError([_repeated(name) for name in repeated])
     key = request.headers.get(KEY_HEADER)
     if key is not None:
         given["idempotency_key"] = key
@@ -52,6 +55,10 @@ def submit_options(request: Request) -> SubmitOptions:
         return SubmitOptions.model_validate(given)
     except ValidationError as exc:
         raise RequestValidationError([_located(error) for error in exc.errors()]) from None
+
+
+def _repeated(name: str) -> dict[str, Any]:
+    return {"type": "value_error", "loc": ("query", name), "msg": "given more than once"}
 
 
 def _located(error: Any) -> dict[str, Any]:
