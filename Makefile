@@ -17,10 +17,8 @@ $(STAMP): pyproject.toml client/pyproject.toml
 run: $(STAMP)
 	$(BIN)/python -m scripts.run
 
-# Two test processes: most of the suite waits on real stacks starting and serving, and
-# on this 2-core machine two of them take 9 min where one takes 12 (same CPU time).
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import signal
 import socket
@@ -23,21 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-# pytest-xdist's workers (`make test` runs two) each take ports from a range of their own,
-# below Linux's ephemeral ports: a port the OS hands one worker could otherwise be handed
-# to the other (or to an outgoing connection) before the server meant for it binds.
-WORKER_PORTS, WORKER_PORTS_FROM = 1500, 20000
-
-
 def free_port() -> int:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    if worker.startswith("gw"):
-        first = WORKER_PORTS_FROM + WORKER_PORTS * int(worker[2:])
-        for port in random.sample(range(first, first + WORKER_PORTS), WORKER_PORTS):
-            with socket.socket() as sock, contextlib.suppress(OSError):
-                sock.bind(("127.0.0.1", port))
-                return port
-        raise RuntimeError(f"no free port in {first}-{first + WORKER_PORTS - 1}")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
