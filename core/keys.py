@@ -43,13 +43,14 @@ class RedisKeys:
         return f"{self.namespace}:overlapping"
 
     def lease(self, holder: str) -> str:
-        """List: the worker holding a batch, then (queue, score, member) per computation."""
+        """A consumer thread's field in `leases`."""
         return f"{self.namespace}:lease:{holder}"
 
     @property
     def leases(self) -> str:
-        """Set of the lease keys held by consumers."""
-        return f"{self.namespace}:leases"
+        """Hash of the batches consumers hold: per lease, the worker id, then queue, score
+        and leader per computation, joined by newlines."""
+        return f"{self.namespace}:held"
 
     @property
     def delayed(self) -> str:

@@ -19,14 +19,49 @@ from worker.payload import Computation
 EXPIRED_ERROR = DEADLINE_EXCEEDED.model_dump_json()
 
 
+class RecentCost:
+    """A queue's recent model time per computation and per batch, as admission reads them.
+
+    Exponentially weighted means (a fifth of each new batch), kept by the consumer and
+    written to the shared stats hash with FINISH only when one moved by a fifth since it
+    was last written, or a second has passed: reading and weighing them in Redis on every
+    FINISH cost Redis more than anything else in an unbatched settle but the job writes.
+    """
+
+    WEIGHT, MOVED, EVERY_S = 0.2, 0.2, 1.0
+
+    def __init__(self) -> None:
+        self.cost_ms: float | None = None
+        self.run_ms: float | None = None
+        self._written: tuple[float, float] | None = None
+        self._written_at = 0.0
+
+    def observe(self, cost_ms: float, run_ms: float, now: float) -> tuple[str, str]:
+        """Weigh one batch in; the two means to write now, or ('', '') for none."""
+        w = self.WEIGHT
+        self.cost_ms = cost_ms if self.cost_ms is None else self.cost_ms * (1 - w) + cost_ms * w
+        self.run_ms = run_ms if self.run_ms is None else self.run_ms * (1 - w) + run_ms * w
+        if self._written is not None and now - self._written_at < self.EVERY_S:
+            cost_was, run_was = self._written
+            if not (_moved(self.cost_ms, cost_was) or _moved(self.run_ms, run_was)):
+                return "", ""
+        self._written, self._written_at = (self.cost_ms, self.run_ms), now
+        return f"{self.cost_ms:.4f}", f"{self.run_ms:.4f}"
+
+
+def _moved(value: float, was: float) -> bool:
+    return abs(value - was) > RecentCost.MOVED * max(abs(was), 1e-6)
+
+
 @dataclass
 class ServedQueue:
-    """A model version this consumer serves: its queue and its batching policy."""
+    """A model version this consumer serves: its queue, batching policy and recent cost."""
 
     model: str
     version: str
     key: str
     policy: BatchPolicy
+    recent: RecentCost = field(default_factory=RecentCost)
 
 
 @dataclass

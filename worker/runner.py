@@ -137,7 +137,10 @@ class ComputationRunner:
     def _finish_batch(self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float) -> None:
         model = batch.queue.model
         began = time.perf_counter()
-        settled, message = _with_retries(lambda: self._settle(batch, outcomes, elapsed))
+        stats = batch.queue.recent.observe(
+            elapsed * 1000 / len(outcomes), elapsed * 1000, time.monotonic()
+        )
+        settled, message = _with_retries(lambda: self._settle(batch, outcomes, elapsed, stats))
         # Counted before the completion goes out: a client that has its answer and then
         # reads /metrics finds its job counted. The log lines can follow the answer.
         self._count_settled(batch, settled)
@@ -217,14 +220,21 @@ class ComputationRunner:
             TALLY.waited(now, now - float(created_at))
 
     def _settle(
-        self, batch: Batch, outcomes: list[ItemOutcome], elapsed: float
+        self,
+        batch: Batch,
+        outcomes: list[ItemOutcome],
+        elapsed: float,
+        stats: tuple[str, str],
     ) -> tuple[list[tuple[str, str, str]], str]:
         """Every job settled (id, priority, status), and the completion message to publish."""
         settings, now = self.settings, now_ts()
         told: list[dict[str, str]] = []  # the records of the completion message
         per_computation: list[str | int] = []
+        retries = "0"
         for computation, outcome in zip(batch.computations, outcomes, strict=True):
             status = _status(outcome)
+            if status == "retry":
+                retries = "1"
             value = outcome.error.model_dump_json() if outcome.error else outcome.result_json
             if status != "retry":  # FINISH decides what a retry comes to
                 told += _records(computation, status, now, value)
@@ -241,10 +251,12 @@ class ComputationRunner:
             now,
             settings.result_cache_ttl_s,
             self.keys.done_channel,
-            f"{elapsed * 1000 / len(outcomes):.3f}",
+            stats[0],
             f"{elapsed * 1000:.3f}",
             settings.retries + 1,
             settings.retry_delay_s,
+            stats[1],
+            retries,
             *per_computation,
         ]
         keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]

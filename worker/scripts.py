@@ -260,7 +260,7 @@ local function submit(j)
   -- Arrivals while other work is queued or running are what delayed batching can
   -- gather; a lone client's never are.
   if sizes[j.queue] == nil then sizes[j.queue] = call('ZCARD', j.queue) end
-  if busy == nil then busy = call('SCARD', KEYS[6]) > 0 end
+  if busy == nil then busy = call('HLEN', KEYS[6]) > 0 end
   if sizes[j.queue] > 0 or busy then overlapping = overlapping + 1 end
   local at = band + seq
   local score = string.format('%d', at)
@@ -506,9 +506,13 @@ while not done and taken < want and popped < 4 * want + 16 do
   end
 end
 if #entries > 0 then
-  if call('EXISTS', KEYS[3]) == 0 then table.insert(entries, 1, ARGV[1]) end
-  call('RPUSH', KEYS[3], unpack(entries))
-  call('SADD', KEYS[2], KEYS[3])
+  -- One field of the lease hash: the worker id, then queue, score, leader per computation,
+  -- joined by newlines (a list per lease and a set of them cost three commands here and
+  -- three more at FINISH). A lease this holder still has (taking more) grows.
+  local joined = table.concat(entries, '\\n')
+  if call('HSETNX', KEYS[2], KEYS[3], ARGV[1] .. '\\n' .. joined) == 0 then
+    call('HSET', KEYS[2], KEYS[3], call('HGET', KEYS[2], KEYS[3]) .. '\\n' .. joined)
+  end
 end
 -- The BLPOP took one token for the first computation; drop those of the others.
 local extra = popped - (ARGV[7] == '' and 1 or 0)
@@ -524,7 +528,7 @@ if #expired_ids > 0 then call('PUBLISH', ARGV[5], table.concat(expired_ids, ',')
 -- only for a batch short of its target; a full one is dispatched at once.
 local busy, live_workers, seq = 0, 0, '-1'
 if taken < want then
-  busy = call('SCARD', KEYS[2])
+  busy = call('HLEN', KEYS[2])
   live_workers = call('ZCOUNT', KEYS[6], now - tonumber(ARGV[6]), '+inf')
   seq = call('GET', KEYS[5]) or '0'
 end
@@ -606,14 +610,17 @@ return 1
 # A computation whose model failed transiently goes back to wait for a retry instead
 # (status `queued`, in the delayed set until its back-off passes), unless it has had
 # all its attempts or a retry could not finish before a job's deadline.
-# KEYS: 1 lease, 2 lease index, 3 stats, 4 the batch's queue, 5 delayed retries.
+# KEYS: 1 lease (a field of 2), 2 leases, 3 stats, 4 the batch's queue, 5 delayed retries.
 # ARGV: 1 job key prefix, 2 now, 3 result ttl (0: do not share), 4 done channel,
-#       5 model time per computation in ms, 6 model time of the batch in ms,
-#       7 attempts allowed for a transient failure, 8 first retry delay in seconds,
-#       then per computation, in lease order: computation key, shared result key ('-' if
-#       none), status (succeeded, failed or retry), result json (succeeded) or error json,
-#       n, and n values: the id of each job TAKE started of it, each followed by its
-#       created_at unless the status is succeeded (only a failed job is indexed by it).
+#       5 the queue's recent model time per computation in ms ('' to leave the stats as
+#       they are), 6 model time of this batch in ms, 7 attempts allowed for a transient
+#       failure, 8 first retry delay in seconds, 9 the queue's recent model time per batch
+#       in ms (written with 5), 10 '1' when a computation asks for a retry (its lease
+#       entry is read to put it back), then per computation, in lease order:
+#       computation key, shared result key ('-' if none), status (succeeded, failed or
+#       retry), result json (succeeded) or error json, n, and n values: the id of each
+#       job TAKE started of it, each followed by its created_at unless the status is
+#       succeeded (only a failed job is indexed by it).
 # Returns {exact, flat list of id, priority ('' when TAKE told it), status}: with exact
 # '1' every job of a computation that did not ask for a retry was settled as the caller
 # told (the list holds only the others: jobs that joined later, retries that failed);
@@ -636,8 +643,14 @@ local extra, settled, told = {}, {}, {}  -- records read here; returned; told an
 local reread = {}  -- ids settled here that the caller's message does not hold
 local ne, ns, nt, nr = 0, 0, 0, 0
 local expected = 0  -- jobs the caller's message covers
-local lease = nil  -- read only to put a computation back for a retry
-local held = call('EXISTS', KEYS[1]) == 1
+-- The lease goes first (a script runs alone); its entries are read only for a retry.
+local lease = nil
+if ARGV[10] == '1' then
+  local value = call('HGET', KEYS[2], KEYS[1])
+  lease = {}
+  for entry in string.gmatch(value or '', '[^\\n]+') do lease[#lease + 1] = entry end
+end
+local held = call('HDEL', KEYS[2], KEYS[1]) == 1
 local now, run_s = tonumber(ARGV[2]), tonumber(ARGV[6]) / 1000
 local function retry_at(computation)
   local ids, most, due = call('LRANGE', computation, 0, -1), 0, nil
@@ -672,23 +685,27 @@ local function settle_read(id, status, outcome, value)
   ns = ns + 3
 end
 local share = ARGV[3] ~= '0'
-local c, slot = 9, 2
+local c, slot = 11, 2
 while c <= #ARGV do
   local computation, result_key, status, value = ARGV[c], ARGV[c + 1], ARGV[c + 2], ARGV[c + 3]
   local took = c + 4  -- ARGV[took] is n: then id (and created_at) per job TAKE started
   local stride = status == 'succeeded' and 1 or 2
   c = took + 1 + tonumber(ARGV[took])
   local covered = status ~= 'retry'  -- the caller's message holds these jobs
-  local due = not covered and retry_at(computation)
+  -- A lease taken back (REAP, TIME_OUT) put the computation back already: a retry of it
+  -- leaves it there.
+  local requeued = not covered and not held
+  local due = not covered and held and retry_at(computation)
   if covered then expected = expected + (c - took - 1) / stride else status = 'failed' end
   local outcome = status == 'succeeded' and 'result' or 'error'
-  if due then
+  if requeued then
+    -- nothing: its jobs wait in the queue to run again
+  elseif due then
     for _, id in ipairs(call('LRANGE', computation, 0, -1)) do
       if call('HGET', ARGV[1] .. id, 'status') == 'running' then
         call('HSET', ARGV[1] .. id, 'status', 'queued')
       end
     end
-    lease = lease or call('LRANGE', KEYS[1], 0, -1)
     call('ZADD', KEYS[5], due,
       lease[slot] .. '\\n' .. lease[slot + 1] .. '\\n' .. lease[slot + 2])
   else
@@ -730,14 +747,11 @@ while c <= #ARGV do
   end
   slot = slot + 3
 end
-call('DEL', KEYS[1])
-call('SREM', KEYS[2], KEYS[1])
--- Recent cost per computation and time per batch of this queue, exponentially
--- weighted means, for admission and for a worker's start-or-expire decision.
-local cost, run = unpack(call('HMGET', KEYS[3], 'cost:' .. KEYS[4], 'run:' .. KEYS[4]))
-local function weighed(old, value) return tostring(tonumber(old or value) * 0.8 + value * 0.2) end
-call('HSET', KEYS[3], 'cost:' .. KEYS[4], weighed(cost, tonumber(ARGV[5])),
-  'run:' .. KEYS[4], weighed(run, tonumber(ARGV[6])))
+-- Recent cost per computation and time per batch of this queue, for admission and for a
+-- worker's start-or-expire decision: weighed by the consumer, written when they moved.
+if ARGV[5] ~= '' then
+  call('HSET', KEYS[3], 'cost:' .. KEYS[4], ARGV[5], 'run:' .. KEYS[4], ARGV[9])
+end
 local exact = held and nt == 2 * expected
 if not exact then
   for i = 1, nt, 2 do
@@ -756,8 +770,19 @@ return {exact and '1' or '0', settled}
 # Hand back what a lease held: each computation goes back to its queue with its old score
 # (to the front of its priority) if `settle(id, job key)` keeps any of its jobs, else it
 # is dropped; then the lease goes. REAP and TIME_OUT differ only in `settle`.
+# `held`: the leases hash's fields and values (HGETALL), as {lease, entries} pairs with
+# each lease's entries split into the worker id, then queue, score, leader per computation.
 _RELEASE = """
-local function release(lease, entries, job_prefix, tokens, settle)
+local function held_leases(leases)
+  local flat, held = call('HGETALL', leases), {}
+  for i = 1, #flat, 2 do
+    local entries = {}
+    for entry in string.gmatch(flat[i + 1], '[^\\n]+') do entries[#entries + 1] = entry end
+    held[#held + 1] = {flat[i], entries}
+  end
+  return held
+end
+local function release(leases, lease, entries, job_prefix, tokens, settle)
   for i = 2, #entries, 3 do
     local queue, score, leader = entries[i], entries[i + 1], entries[i + 2]
     local computation = computation_of(job_prefix, leader)
@@ -772,24 +797,22 @@ local function release(lease, entries, job_prefix, tokens, settle)
       call('DEL', computation)
     end
   end
-  call('DEL', lease)
+  call('HDEL', leases, lease)
 end
 """
 
 # Put back the batches of workers whose heartbeat has gone stale. Safe to run from many
 # consumers at once: each lease is examined and removed atomically. A computation goes
 # back with its old score: to the front of its priority, ahead of later arrivals.
-# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens.
+# KEYS: 1 leases, 2 heartbeats, 3 queue tokens.
 # ARGV: 1 job key prefix, 2 now, 3 heartbeat ttl, 4 max attempts, 5 done channel,
-#       6 worker-lost error json, 7 one lease key to release regardless of heartbeats
+#       6 worker-lost error json, 7 one lease to release regardless of heartbeats
 #       ('' for a sweep).
 # Returns {requeued job ids, failed job ids}.
 REAP = (
     _INDEX
     + _RELEASE
     + """
-local leases = call('SMEMBERS', KEYS[1])
-if ARGV[7] ~= '' then leases = {ARGV[7]} end
 local requeued, failed = {}, {}
 local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
 local function settle(id, key)
@@ -806,12 +829,11 @@ local function settle(id, key)
   end
   return false
 end
-for _, lease in ipairs(leases) do
-  local entries = call('LRANGE', lease, 0, -1)
-  local seen = entries[1] and call('ZSCORE', KEYS[2], entries[1])
-  if ARGV[7] ~= '' or not seen or tonumber(seen) < cutoff then
-    release(lease, entries, ARGV[1], KEYS[3], settle)
-    call('SREM', KEYS[1], lease)
+for _, held in ipairs(held_leases(KEYS[1])) do
+  local lease, entries = held[1], held[2]
+  local seen = ARGV[7] == '' and call('ZSCORE', KEYS[2], entries[1])
+  if lease == ARGV[7] or (ARGV[7] == '' and (not seen or tonumber(seen) < cutoff)) then
+    release(KEYS[1], lease, entries, ARGV[1], KEYS[3], settle)
   end
 end
 if #failed > 0 then call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
@@ -824,7 +846,7 @@ return {requeued, failed}
 # with `timeout` (unless its model opted in to retries and attempts are left); a batch
 # of several goes back to the queue (old scores) with every job marked to run alone, so
 # only the computation that hangs fails next time.
-# KEYS: 1 lease index, 2 heartbeats, 3 queue tokens, 4 leaders to run alone.
+# KEYS: 1 leases, 2 heartbeats, 3 queue tokens, 4 leaders to run alone.
 # ARGV: 1 job key prefix, 2 now, 3 done channel, 4 timeout error json, 5 worker id,
 #       6 attempts allowed, 7.. models that retry a timed-out job.
 # Returns {failed: flat id, model, priority; requeued job ids}.
@@ -835,8 +857,8 @@ TIME_OUT = (
 local failed, requeued = {}, {}
 local retries = {}
 for i = 7, #ARGV do retries[ARGV[i]] = true end
-for _, lease in ipairs(call('SMEMBERS', KEYS[1])) do
-  local entries = call('LRANGE', lease, 0, -1)
+for _, held in ipairs(held_leases(KEYS[1])) do
+  local lease, entries = held[1], held[2]
   if entries[1] == ARGV[5] then
     local alone = #entries == 4
     local function settle(id, key)
@@ -858,8 +880,7 @@ for _, lease in ipairs(call('SMEMBERS', KEYS[1])) do
       table.insert(requeued, id)
       return true
     end
-    release(lease, entries, ARGV[1], KEYS[3], settle)
-    call('SREM', KEYS[1], lease)
+    release(KEYS[1], lease, entries, ARGV[1], KEYS[3], settle)
   end
 end
 call('ZREM', KEYS[2], ARGV[5])

@@ -229,6 +229,6 @@ def test_a_record_that_expires_while_its_job_runs_is_not_written_back(
         store = live.redis.client()
         (computation,) = store.keys(keys.computation("*"))
         store.persist(computation)
-        wait_for(lambda: store.scard(keys.leases) == 0, what="the run to be settled")
+        wait_for(lambda: store.hlen(keys.leases) == 0, what="the run to be settled")
         assert not store.exists(keys.job(job_id))
         assert client.get(f"/jobs/{job_id}").status_code == 404

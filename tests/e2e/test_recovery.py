@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.keys import RedisKeys
 from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
 
 JOBS = 20
@@ -147,7 +148,7 @@ def test_a_consumer_killed_between_pop_and_start_loses_no_job(
             )
             assert doomed.returncode == -signal.SIGKILL
             queue = f"{live.namespace}:queue:counting:1"
-            assert redis.zcard(queue) == 2 and redis.scard(f"{live.namespace}:leases") == 1
+            assert redis.zcard(queue) == 2 and redis.hlen(RedisKeys(live.namespace).leases) == 1
             live.start_consumer(2)
             jobs = _all_succeeded_once(client, ids)
     assert sorted(live.runs()) == sorted(keys)  # the taken jobs ran, and nothing ran twice

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.keys import RedisKeys
 from scripts import stack
 from tests.support.stack import RedisServer, Stack, running_stack, unique, wait_for
 
@@ -143,7 +144,7 @@ def test_a_forged_queue_message_is_rejected_logged_and_never_run(
             return "rejected a queue message without a valid signature" in logs
 
         wait_for(logged, what="the rejection in the worker log")
-        assert not redis.scard(f"{live.namespace}:leases")  # nothing left to put back
+        assert not redis.hlen(RedisKeys(live.namespace).leases)  # nothing left to put back
     assert not marker.exists()
 
 

@@ -217,6 +217,22 @@ def test_a_job_whose_retries_ran_out_is_announced(settings: Settings) -> None:
     assert messages == [job.id.encode()]  # its waiter wakes and reads the record
 
 
+def test_a_retry_of_a_batch_whose_lease_was_taken_back_leaves_it_queued(
+    settings: Settings,
+) -> None:
+    job = _job("always_transient", "1", {"n": 7})
+    _submit(settings, job)
+    models = ModelRegistry.from_paths(["tests.support.models:AlwaysTransientModel"])
+    runner = _runner(settings, models)
+    batch = _take_one(runner)
+    runner.release(batch)  # as REAP does: the computation is back in its queue
+    assert _published(settings, lambda: runner.run(batch)) == []
+    assert _record(settings, job.id)["status"] == "queued"  # to run again, not failed
+    again = _take_one(runner)  # the copy REAP put back, retried by whoever takes it next
+    assert [job_id for job_id, _, _ in again.started] == [job.id]
+    assert _record(settings, job.id)["attempts"] == "2"
+
+
 def test_a_standing_queue_gives_each_batch_its_newest_jobs_of_the_highest_priority(
     settings: Settings,
 ) -> None:
