@@ -3,11 +3,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api import joblist, submission, waiting
 from api.auth import Caller, CallerDep, Tenant
-from api.options import PARAMETERS, Timeout, Wait, submit_options
+from api.options import PARAMETERS, Timeout, Wait, one_value_each, submit_options
 from api.responses import job_response
 from api.schemas import ErrorBody, JobPage, JobRequest
 from api.services import Services, ServicesDep
@@ -64,7 +64,7 @@ async def submit_job(
     return job_response(job, services.settings.poll_retry_after_s, location=True)
 
 
-@router.get("", response_model=JobPage, responses=ERRORS)
+@router.get("", response_model=JobPage, responses=ERRORS, dependencies=[Depends(one_value_each)])
 async def list_jobs(
     services: ServicesDep,
     caller: CallerDep,
@@ -96,7 +96,11 @@ async def list_jobs(
 
 
 @router.get(
-    "/{job_id}", status_code=202, response_model=JobRecord, responses={**FINISHED, **ERRORS}
+    "/{job_id}",
+    status_code=202,
+    response_model=JobRecord,
+    responses={**FINISHED, **ERRORS},
+    dependencies=[Depends(one_value_each)],
 )
 async def get_job(
     job_id: str,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api import overview
 from api.admin import Controls
 from api.auth import CallerDep
+from api.options import one_value_each
 from api.schemas import ErrorBody
 from api.services import ServicesDep
 from core.history import BUCKET_S
@@ -104,7 +105,12 @@ async def status(services: ServicesDep, caller: CallerDep) -> Status:
     )
 
 
-@router.get("/status/history", response_model=History, responses=ERRORS)
+@router.get(
+    "/status/history",
+    response_model=History,
+    responses=ERRORS,
+    dependencies=[Depends(one_value_each)],
+)
 async def status_history(
     services: ServicesDep,
     caller: CallerDep,

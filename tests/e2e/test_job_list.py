@@ -64,6 +64,16 @@ def test_jobs_are_listed_newest_first_filtered_and_paginated(
             before = _all_pages(client, 10, until=middle.timestamp())
             assert low["id"] not in {j["id"] for j in before} and len(before) == 6
             assert client.get("/jobs", params={"status": "nope"}).status_code == 422
+            # One value per declared parameter, as the schema says (FastAPI took the last),
+            # on the list and on a job's read; an undeclared one is ignored as before.
+            twice = client.get("/jobs", params=[("limit", "1"), ("limit", "500")])
+            assert twice.status_code == 422 and "given more than once" in twice.text
+            assert "limit" in twice.json()["error"]["fields"][0]["field"]
+            read = client.get(f"/jobs/{low['id']}", params=[("wait", "true"), ("wait", "no")])
+            assert read.status_code == 422 and "wait" in read.text
+            assert client.get("/jobs", params=[("x", "1"), ("x", "2")]).status_code == 200
+            history = client.get("/status/history", params=[("minutes", "1"), ("minutes", "2")])
+            assert history.status_code == 422
 
         # History lives in Redis: a restarted API lists the same jobs.
         live.stop_api()
