@@ -10,6 +10,7 @@ documented as FastAPI documents them (`PARAMETERS`; a unit test compares the two
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request
@@ -44,9 +45,7 @@ def submit_options(request: Request) -> SubmitOptions:
     """The request's options, or a 422 naming each bad one (as FastAPI words it)."""
     query = request.query_params
     given: dict[str, str] = {name: query[name] for name in ("wait", "timeout") if name in query}
-    repeated = [name for name in given if len(query.getlist(name)) > 1]
-    if repeated:  # one value each: never a silent choice among several
-        raise RequestValidationError([_repeated(name) for name in repeated])
+    _refuse_repeated(request, given)
     key = request.headers.get(KEY_HEADER)
     if key is not None:
         given["idempotency_key"] = key
@@ -69,14 +68,20 @@ async def one_value_each(request: Request) -> None:
     if len(query.multi_items()) == len(query):  # no name given twice: the usual case
         return
     route: APIRoute = request.scope["route"]  # set before a route's dependencies run
-    declared = [field.alias for field in route.dependant.query_params]
-    repeated = [name for name in declared if len(query.getlist(name)) > 1]
+    _refuse_repeated(request, [field.alias for field in route.dependant.query_params])
+
+
+def _refuse_repeated(request: Request, names: Iterable[str]) -> None:
+    """One value each: never a silent choice among several (a 422 naming each repeated)."""
+    query = request.query_params
+    repeated = [name for name in names if len(query.getlist(name)) > 1]
     if repeated:
-        raise RequestValidationError([_repeated(name) for name in repeated])
-
-
-def _repeated(name: str) -> dict[str, Any]:
-    return {"type": "value_error", "loc": ("query", name), "msg": "given more than once"}
+        raise RequestValidationError(
+            [
+                {"type": "value_error", "loc": ("query", name), "msg": "given more than once"}
+                for name in repeated
+            ]
+        )
 
 
 def _located(error: Any) -> dict[str, Any]:
