@@ -616,7 +616,9 @@ return 1
 #       they are), 6 model time of this batch in ms, 7 attempts allowed for a transient
 #       failure, 8 first retry delay in seconds, 9 the queue's recent model time per batch
 #       in ms (written with 5), 10 '1' when a computation asks for a retry (its lease
-#       entry is read to put it back), then per computation, in lease order:
+#       entry is read to put it back), 11 the completion message to publish if the
+#       result is exact ('' when the caller publishes it), then per computation, in
+#       lease order:
 #       computation key, shared result key ('-' if none), status (succeeded, failed or
 #       retry), result json (succeeded) or error json, n, and n values: the id of each
 #       job TAKE started of it, each followed by its created_at unless the status is
@@ -629,13 +631,13 @@ return 1
 # TIME_OUT take a lease back, and they remove it): those are settled from what TAKE
 # told, without reading them; a job that joined the computation later is read.
 # The completion message (a JSON list of the settled records, so woken waiters need not
-# read them) is built and published by the caller for the jobs it settles, once this
-# returned exact '1': encoding it here cost Redis more than anything else per job, and
-# even passing it through here did (every string that enters Redis's Lua is hashed byte
-# by byte), while a consumer process has cores to spare where the one Redis thread has
-# none. Otherwise the settled ids are published here, and their waiters read their
-# records. The ids of a computation that asked for a retry and had none left (it fails
-# here) go out here too.
+# read them) is built by the caller for the jobs it settles, and published only if this
+# settles exact: encoding it here cost Redis more than anything else per job. A short one
+# is passed in and published here (a round trip saved); a batch's long one is published
+# by the caller once this returned exact '1', because every string that enters Redis's
+# Lua is hashed byte by byte. Otherwise the settled ids are published here, and their
+# waiters read their records. The ids of a computation that asked for a retry and had
+# none left (it fails here) go out here too.
 FINISH = (
     _INDEX
     + """
@@ -685,7 +687,7 @@ local function settle_read(id, status, outcome, value)
   ns = ns + 3
 end
 local share = ARGV[3] ~= '0'
-local c, slot = 11, 2
+local c, slot = 12, 2
 while c <= #ARGV do
   local computation, result_key, status, value = ARGV[c], ARGV[c + 1], ARGV[c + 2], ARGV[c + 3]
   local took = c + 4  -- ARGV[took] is n: then id (and created_at) per job TAKE started
@@ -763,6 +765,8 @@ if not exact then
 end
 if nr > 0 then call('PUBLISH', ARGV[4], table.concat(reread, ',')) end
 if ne > 0 then call('PUBLISH', ARGV[4], cjson.encode(extra)) end
+-- The caller's message, the records it wrote: sent here, not in a round trip of its own.
+if exact and ARGV[11] ~= '' then call('PUBLISH', ARGV[4], ARGV[11]) end
 return {exact and '1' or '0', settled}
 """
 )

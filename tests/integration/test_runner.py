@@ -12,6 +12,7 @@ import pytest
 import redis
 import redis.asyncio
 
+import worker.runner
 import worker.scripts
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
@@ -155,13 +156,19 @@ def _published(settings: Settings, run: Callable[[], None]) -> list[bytes]:
     return messages
 
 
-def test_a_settled_batch_publishes_every_record_as_written(settings: Settings) -> None:
+# The completion message goes out from FINISH (up to INLINE_MESSAGE_MAX) or after it.
+@pytest.mark.parametrize("inline_max", [worker.runner.INLINE_MESSAGE_MAX, 0])
+def test_a_settled_batch_publishes_every_record_as_written(
+    settings: Settings, inline_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker.runner, "INLINE_MESSAGE_MAX", inline_max)
     jobs = [_job("echo", "1", {"n": n}) for n in range(3)]
     for job in jobs:
         _submit(settings, job)
     runner = _runner(settings, ModelRegistry.from_paths([]))
     batch = _take_one(runner)
     messages = _published(settings, lambda: runner.run(batch))
+    assert _client(settings).hlen(RedisKeys(settings.namespace).leases) == 0
     published = {r["id"]: r for m in messages for r in json.loads(m)}
     assert len(messages) == 1  # one message for the batch
     assert set(published) == {job_id for job_id, _, _ in batch.started}
