@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -118,6 +119,20 @@ class WorkSource:
             return None
         if isinstance(reply, NoScriptError):  # a restarted Redis: load it, take again
             reply = self._take_alone(lease, None, 0)
+        return self.taken(reply, lease)
+
+    def finish_and_take(
+        self, finish: Script, keys: list[str], args: list[Any], lease: str
+    ) -> tuple[Any, Any]:
+        """FINISH's reply and TAKE's (raw, or an exception): one round trip, neither raised."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(finish.sha, len(keys), *keys, *args)
+        pipe.evalsha(self._sha, *self._take_args(lease, None, 0, after_finish=True))
+        finished, reply = pipe.execute(raise_on_error=False)
+        return finished, reply
+
+    def taken(self, reply: Any, lease: str) -> Taken | bytes | None:
+        """TAKE's reply as a batch taken, a huey task message, or None."""
         if isinstance(reply, Exception):
             raise reply
         if not reply:
@@ -137,9 +152,13 @@ class WorkSource:
         numkeys, *rest = self._take_args(lease, append_to, want)
         return self._script(keys=rest[:numkeys], args=rest[numkeys:])
 
-    def _take_args(self, lease: str, append_to: ServedQueue | None, want: int) -> list[Any]:
+    def _take_args(
+        self, lease: str, append_to: ServedQueue | None, want: int, after_finish: bool = False
+    ) -> list[Any]:
         """numkeys, keys, then arguments of TAKE (see worker/scripts.py)."""
-        number = "" if append_to is None else str(self.queues.index(append_to) + 1)
+        number = "-" if after_finish else ""
+        if append_to is not None:
+            number = str(self.queues.index(append_to) + 1)
         per_queue: list[int | str] = []
         for queue in self.queues:
             target = want if queue is append_to else queue.policy.target

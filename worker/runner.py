@@ -6,10 +6,11 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config import Settings
@@ -79,6 +80,9 @@ class ComputationRunner:
         self._finish = redis.register_script(scripts.FINISH)
         self._publish = redis.publish
         self._reap = redis.register_script(scripts.REAP)
+        self._untake = redis.register_script(scripts.UNTAKE)
+        # Per consumer thread: the batch taken in FINISH's round trip, to run next.
+        self._prefetched: dict[str, Taken] = {}
 
     def offer(self, models: ModelRegistry) -> None:
         """Serve `models` from the next take on (another thread loaded them)."""
@@ -95,6 +99,10 @@ class ComputationRunner:
 
     def take(self) -> Batch | bytes | None:
         """The next batch for this thread, a huey task message, or None."""
+        prefetched = self._prefetched.pop(claim_field(), None)
+        if prefetched is not None:  # taken before any models were offered: run it first
+            self._account(prefetched)
+            return prefetched.batch
         offered, self._offered = self._offered, None
         if offered is not None:
             self._switch(offered)
@@ -149,7 +157,10 @@ class ComputationRunner:
         # Counted before FINISH runs, since it may publish the answers itself: a client
         # that has its answer and then reads /metrics finds its job counted.
         self._count_settled(batch, told)
-        exact, flat = _with_retries(lambda: self._finish(keys=keys, args=args))
+        if message or self._offered is not None:  # publish first; or switch models first
+            exact, flat = _with_retries(lambda: self._finish(keys=keys, args=args))
+        else:
+            exact, flat = self._finish_and_take(batch, keys, args)
         listed = _listed(batch, [v.decode() for v in flat])
         if exact != b"1":
             # A lease taken back: FINISH listed the told jobs it still settled. One it did
@@ -180,6 +191,50 @@ class ComputationRunner:
         cost = elapsed + time.perf_counter() - began
         batch.queue.policy.observe(len(batch.computations), cost)
         metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
+
+    def _finish_and_take(
+        self, batch: Batch, keys: list[str], args: list[str | int | float]
+    ) -> tuple[bytes, list[bytes]]:
+        """FINISH, and take this thread's next batch in the same round trip."""
+        # Under the other of the thread's two lease names: if the reply is lost, the
+        # batch's own FINISH can run again without touching what the take leased.
+        lease = batch.lease[:-1] if batch.lease.endswith("+") else batch.lease + "+"
+        try:
+            finished, reply = self.source.finish_and_take(self._finish, keys, args, lease)
+        except (RedisConnectionError, RedisTimeoutError):
+            # The reply was lost, so either may have run: what the take leased goes back,
+            # and FINISH runs again (a no-op once its lease is gone).
+            self._hand_back(lease)
+            finished = _with_retries(lambda: self._finish(keys=keys, args=args))
+            return cast(tuple[bytes, list[bytes]], finished)
+        # A pipeline runs every command: each reply stands alone.
+        if isinstance(reply, Exception):
+            self._hand_back(lease)  # a script that failed midway may have leased some
+            if not isinstance(reply, NoScriptError):
+                log.warning("taking the next batch after FINISH failed: %r", reply)
+        else:
+            taken = self.source.taken(reply, lease)
+            if isinstance(taken, Taken):
+                self._prefetched[claim_field()] = taken
+        if isinstance(finished, NoScriptError):  # Redis lost its scripts (a restart)
+            finished = _with_retries(lambda: self._finish(keys=keys, args=args))
+        elif isinstance(finished, Exception):
+            raise finished
+        return cast(tuple[bytes, list[bytes]], finished)
+
+    def release_prefetched(self) -> None:
+        """Hand back this thread's batch taken after FINISH and not started (at shutdown)."""
+        taken = self._prefetched.pop(claim_field(), None)
+        if isinstance(taken, Taken) and taken.batch is not None:
+            self._hand_back(taken.batch.lease)
+
+    def _hand_back(self, lease: str) -> None:
+        keys = [self.keys.leases, self.keys.queue_tokens]
+        requeued = _with_retries(
+            lambda: self._untake(keys=keys, args=[self.keys.job_prefix, lease])
+        )
+        if requeued:
+            log.info("jobs %s queued again, not started", ",".join(v.decode() for v in requeued))
 
     def _count_settled(self, batch: Batch, settled: list[tuple[str, str, str]]) -> None:
         model, now = batch.queue.model, time.time()

@@ -338,11 +338,16 @@ return replies
 # batch is taken newest first within the head's priority; otherwise FIFO.
 # Retries whose back-off has passed move from the delayed set to their queues first.
 # With ARGV[7] set, takes more from that queue into the lease the holder already has.
+# With ARGV[7] '-' it is pipelined after FINISH instead, by a worker that just settled a
+# batch: it pops a token itself and takes only model work (an empty token list or a
+# queued huey task is left to the blocking take), so a busy worker settles one batch and
+# takes the next in one round trip.
 # KEYS: 1 queue tokens, 2 lease index, 3 this holder's lease, 4 huey's queue,
 #       5 overlapping arrivals, 6 heartbeats, 7 delayed retries, 8 leaders to run alone,
 #       9.. the model queues.
 # ARGV: 1 worker id, 2 priority band width, 3 job key prefix, 4 expired-error json,
-#       5 done channel, 6 heartbeat ttl, 7 queue number to add to ('' to choose),
+#       5 done channel, 6 heartbeat ttl, 7 queue number to add to ('' to choose, '-'
+#       to choose after FINISH),
 #       8 standing-queue age in seconds (0: always FIFO), then per queue: target size,
 #       estimated run seconds of a batch.
 # Returns false | {'task', message}
@@ -369,6 +374,10 @@ for _, due in ipairs(call('ZRANGEBYSCORE', KEYS[7], '-inf', stamp, 'LIMIT', '0',
   local queue, score, member = string.match(due, '^([^\\n]*)\\n([^\\n]*)\\n(.*)$')
   call('ZADD', queue, score, member)
   call('RPUSH', KEYS[1], '1')
+end
+local after_finish = ARGV[7] == '-'
+if after_finish and (call('EXISTS', KEYS[4]) == 1 or not call('LPOP', KEYS[1])) then
+  return false
 end
 -- Queue scores are whole numbers, which Redis writes without exponent or leading zeros
 -- up to 2^53: compared as strings, a shorter one is lower.
@@ -515,7 +524,7 @@ if #entries > 0 then
   end
 end
 -- The BLPOP took one token for the first computation; drop those of the others.
-local extra = popped - (ARGV[7] == '' and 1 or 0)
+local extra = popped - ((ARGV[7] == '' or after_finish) and 1 or 0)
 if extra > 0 then call('LPOP', KEYS[1], extra) end
 if others == nil then
   others = 0
@@ -842,6 +851,38 @@ for _, held in ipairs(held_leases(KEYS[1])) do
 end
 if #failed > 0 then call('PUBLISH', ARGV[5], table.concat(failed, ',')) end
 return {requeued, failed}
+"""
+)
+
+# Hand back a batch taken after FINISH that this worker will not start (it is shutting
+# down, or lost the take's reply): its jobs are queued again as if never taken, their
+# attempts as they were.
+# KEYS: 1 leases, 2 queue tokens. ARGV: 1 job key prefix, 2 the lease.
+# Returns the job ids queued again.
+UNTAKE = (
+    _INDEX
+    + _RELEASE
+    + """
+local requeued = {}
+local function settle(id, key)
+  local status = call('HGET', key, 'status')
+  if status == 'running' then
+    call('HSET', key, 'status', 'queued')
+    call('HINCRBY', key, 'attempts', -1)
+    call('HDEL', key, 'started_at', 'worker')
+  elseif status ~= 'queued' then
+    return false
+  end
+  table.insert(requeued, id)
+  return true
+end
+local value = call('HGET', KEYS[1], ARGV[2])
+if value then
+  local entries = {}
+  for entry in string.gmatch(value, '[^\\n]+') do entries[#entries + 1] = entry end
+  release(KEYS[1], ARGV[2], entries, ARGV[1], KEYS[2], settle)
+end
+return requeued
 """
 )
 

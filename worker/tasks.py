@@ -82,6 +82,8 @@ def register(huey: InferqHuey) -> None:
 
     @huey.on_shutdown(name="inferq.stop_heartbeat")
     def stop_heartbeat() -> None:
+        if huey.runner is not None:  # first: its jobs go back while this worker still beats
+            huey.runner.release_prefetched()
         for beat in heartbeat:
             beat.stop()
         metrics.mark_process_dead()

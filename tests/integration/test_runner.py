@@ -168,7 +168,6 @@ def test_a_settled_batch_publishes_every_record_as_written(
     runner = _runner(settings, ModelRegistry.from_paths([]))
     batch = _take_one(runner)
     messages = _published(settings, lambda: runner.run(batch))
-    assert _client(settings).hlen(RedisKeys(settings.namespace).leases) == 0
     published = {r["id"]: r for m in messages for r in json.loads(m)}
     assert len(messages) == 1  # one message for the batch
     assert set(published) == {job_id for job_id, _, _ in batch.started}
@@ -178,6 +177,48 @@ def test_a_settled_batch_publishes_every_record_as_written(
         assert record["result"] == stored["result"] and record["attempts"] == stored["attempts"]
         assert record["started_at"] == stored["started_at"]
         assert record["finished_at"] == stored["finished_at"]
+
+
+def test_a_busy_worker_takes_its_next_batch_as_it_settles_and_can_hand_it_back(
+    settings: Settings,
+) -> None:
+    settings = settings.model_copy(update={"batch_max_size": 1})
+    first, second = _job("echo", "1", {"n": 1}), _job("echo", "1", {"n": 2})
+    for job in (first, second):
+        _submit(settings, job)
+    runner = _runner(settings, ModelRegistry.from_paths([]))
+    runner.run(_take_one(runner))
+    assert _record(settings, first.id)["status"] == "succeeded"
+    assert _record(settings, second.id)["status"] == "running"  # taken in FINISH's trip
+    runner.release_prefetched()  # as at shutdown: back to the queue, as if never taken
+    handed_back = _record(settings, second.id)
+    assert handed_back["status"] == "queued" and handed_back["attempts"] == "0"
+    assert _client(settings).hlen(RedisKeys(settings.namespace).leases) == 0
+    again = _take_one(runner)
+    assert [job_id for job_id, _, _ in again.started] == [second.id]
+    runner.run(again)  # nothing left to take after it
+    assert _record(settings, second.id)["attempts"] == "1"
+    assert _client(settings).hlen(RedisKeys(settings.namespace).leases) == 0
+    assert runner.take() is None
+
+
+def test_a_take_after_a_finish_redis_had_lost_keeps_its_batch(settings: Settings) -> None:
+    settings = settings.model_copy(update={"batch_max_size": 1})
+    first, second = _job("echo", "1", {"n": 1}), _job("echo", "1", {"n": 2})
+    for job in (first, second):
+        _submit(settings, job)
+    runner = _runner(settings, ModelRegistry.from_paths([]))
+    batch = _take_one(runner)
+    client = _client(settings)
+    client.script_flush()  # as after a Redis restart: FINISH fails, the TAKE behind it runs
+    client.script_load(worker.scripts.TAKE)
+    runner.run(batch)
+    assert _record(settings, first.id)["status"] == "succeeded"
+    again = _take_one(runner)
+    assert [job_id for job_id, _, _ in again.started] == [second.id]
+    runner.run(again)
+    assert _record(settings, second.id)["status"] == "succeeded"
+    assert client.hlen(RedisKeys(settings.namespace).leases) == 0
 
 
 def _taken_back(settings: Settings) -> tuple[PreparedJob, ComputationRunner, Batch]:
@@ -234,7 +275,8 @@ def test_a_retry_of_a_batch_whose_lease_was_taken_back_leaves_it_queued(
     batch = _take_one(runner)
     runner.release(batch)  # as REAP does: the computation is back in its queue
     assert _published(settings, lambda: runner.run(batch)) == []
-    assert _record(settings, job.id)["status"] == "queued"  # to run again, not failed
+    # To run again, not failed: queued, and already taken again in FINISH's round trip.
+    assert _record(settings, job.id)["status"] == "running"
     again = _take_one(runner)  # the copy REAP put back, retried by whoever takes it next
     assert [job_id for job_id, _, _ in again.started] == [job.id]
     assert _record(settings, job.id)["attempts"] == "2"
