@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -23,17 +22,12 @@ from worker import metrics, scripts
 from worker.batches import Batch, ServedQueue, Taken, WorkSource
 from worker.history import TALLY
 from worker.identity import claim_field
-from worker.payload import Computation
+from worker.settle import finish_call, settled_beyond
 from worker.timelimit import time_limit
 
 log = logging.getLogger(__name__)
 WORKER_LOST = JobError(code="worker_lost", message="the worker running the job was lost")
 T = TypeVar("T")
-# A completion message up to this size goes out from FINISH itself, saving a round trip
-# per batch; a longer one (a batch's records) is published after it, because every byte
-# of a string that enters Redis's Lua is hashed (counted: 5,600 more instructions per job
-# of a 64-job `digits` batch, on the one Redis thread, against a round trip saved per 64).
-INLINE_MESSAGE_MAX = 4096
 
 
 def served_queues(keys: RedisKeys, models: ModelRegistry, settings: Settings) -> list[ServedQueue]:
@@ -153,7 +147,8 @@ class ComputationRunner:
         stats = batch.queue.recent.observe(
             elapsed * 1000 / len(outcomes), elapsed * 1000, time.monotonic()
         )
-        keys, args, told, message = self._finish_call(batch, outcomes, elapsed, stats)
+        call = finish_call(self.keys, self.settings, batch, outcomes, elapsed, stats)
+        keys, args, told, message = call.keys, call.args, call.told, call.message
         # Counted before FINISH runs, since it may publish the answers itself: a client
         # that has its answer and then reads /metrics finds its job counted.
         self._count_settled(batch, told)
@@ -161,7 +156,7 @@ class ComputationRunner:
             exact, flat = _with_retries(lambda: self._finish(keys=keys, args=args))
         else:
             exact, flat = self._finish_and_take(batch, keys, args)
-        listed = _listed(batch, [v.decode() for v in flat])
+        listed = settled_beyond(batch, [v.decode() for v in flat])
         if exact != b"1":
             # A lease taken back: FINISH listed the told jobs it still settled. One it did
             # not (settled again elsewhere, or its record expired) was counted all the same.
@@ -172,7 +167,15 @@ class ComputationRunner:
         listed = [s for s in listed if s[0] not in counted]
         self._count_settled(batch, listed)
         self.current = None
-        settled = told + listed
+        self._log_settled(batch, told + listed, elapsed)
+        # The cost of a batch includes its settle round trip: the fixed cost batching saves.
+        cost = elapsed + time.perf_counter() - began
+        batch.queue.policy.observe(len(batch.computations), cost)
+        metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
+
+    def _log_settled(
+        self, batch: Batch, settled: list[tuple[str, str, str]], elapsed: float
+    ) -> None:
         done = {job_id for job_id, _, _ in settled}
         for job_id, _, _ in batch.started:
             if job_id not in done:
@@ -183,14 +186,10 @@ class ComputationRunner:
                 job_id,
                 status,
                 elapsed * 1000,
-                model,
+                batch.queue.model,
                 len(batch.computations),
                 self.worker_id,
             )
-        # The cost of a batch includes its settle round trip: the fixed cost batching saves.
-        cost = elapsed + time.perf_counter() - began
-        batch.queue.policy.observe(len(batch.computations), cost)
-        metrics.BATCH_TARGET.labels(model, "queued").set(batch.queue.policy.target)
 
     def _finish_and_take(
         self, batch: Batch, keys: list[str], args: list[str | int | float]
@@ -289,54 +288,6 @@ class ComputationRunner:
             metrics.QUEUE_WAIT.labels(taken.batch.queue.model).observe(now - float(created_at))
             TALLY.waited(now, now - float(created_at))
 
-    def _finish_call(
-        self,
-        batch: Batch,
-        outcomes: list[ItemOutcome],
-        elapsed: float,
-        stats: tuple[str, str],
-    ) -> tuple[list[str], list[str | int | float], list[tuple[str, str, str]], str]:
-        """FINISH's keys and arguments, the jobs (id, priority, status) the completion message
-        tells, and that message when it is to be published after FINISH, not by it."""
-        settings, now = self.settings, now_ts()
-        told: list[dict[str, str]] = []  # the records of the completion message
-        per_computation: list[str | int] = []
-        retries = "0"
-        for computation, outcome in zip(batch.computations, outcomes, strict=True):
-            status = _status(outcome)
-            if status == "retry":
-                retries = "1"
-            value = outcome.error.model_dump_json() if outcome.error else outcome.result_json
-            if status != "retry":  # FINISH decides what a retry comes to
-                told += _records(computation, status, now, value)
-            jobs = computation.jobs()
-            per_computation += [
-                computation.key,
-                computation.result_key or "-",
-                status,
-                value,
-                *_started(jobs, with_created=status != "succeeded"),
-            ]
-        message = json.dumps(told, separators=(",", ":")) if told else ""
-        args: list[str | int | float] = [
-            self.keys.job_prefix,
-            now,
-            settings.result_cache_ttl_s,
-            self.keys.done_channel,
-            stats[0],
-            f"{elapsed * 1000:.3f}",
-            settings.retries + 1,
-            settings.retry_delay_s,
-            stats[1],
-            retries,
-            message if len(message) <= INLINE_MESSAGE_MAX else "",
-            *per_computation,
-        ]
-        keys = [batch.lease, self.keys.leases, self.keys.stats, batch.queue.key, self.keys.delayed]
-        priority = {job_id: prio for job_id, prio, _ in batch.started}
-        jobs = [(r["id"], priority[r["id"]], r["status"]) for r in told]
-        return keys, args, jobs, "" if args[10] else message
-
     def _reap_leases(self, only: str) -> tuple[list[str], list[str]]:
         requeued, failed = self._reap(
             keys=[self.keys.leases, self.keys.heartbeats, self.keys.queue_tokens],
@@ -351,47 +302,6 @@ class ComputationRunner:
             ],
         )
         return [i.decode() for i in requeued], [i.decode() for i in failed]
-
-
-def _records(computation: Computation, status: str, now: str, value: str) -> list[dict[str, str]]:
-    """The settled record of each job TAKE started of `computation`, as FINISH writes it."""
-    outcome = "result" if status == "succeeded" else "error"
-    s = computation.started
-    return [
-        {
-            "id": s[i],
-            "status": status,
-            "finished_at": now,
-            "started_at": s[0],
-            "attempts": s[i + 1],
-            "cache_key": computation.cache_key,
-            outcome: value,
-        }
-        for i in range(1, len(s), 4)
-    ]
-
-
-def _started(jobs: list[tuple[str, str, str]], with_created: bool) -> list[str | int]:
-    """n, then the id (and created_at) of each job: FINISH's view of what TAKE started."""
-    values: list[str | int] = [
-        v for job_id, _, created_at in jobs for v in (job_id, created_at)[: 1 + with_created]
-    ]
-    return [len(values), *values]
-
-
-def _listed(batch: Batch, flat: list[str]) -> list[tuple[str, str, str]]:
-    """Job id, priority, status of each job FINISH listed as settled beyond its message."""
-    priority = {job_id: prio for job_id, prio, _ in batch.started}
-    return [
-        (job_id, prio or priority[job_id], status)
-        for job_id, prio, status in zip(flat[::3], flat[1::3], flat[2::3], strict=True)
-    ]
-
-
-def _status(outcome: ItemOutcome) -> str:
-    if outcome.is_ok:
-        return "succeeded"
-    return "retry" if outcome.retryable else "failed"
 
 
 def _with_retries(call: Callable[[], T], give_up_s: float = 120.0) -> T:

@@ -12,8 +12,8 @@ import pytest
 import redis
 import redis.asyncio
 
-import worker.runner
 import worker.scripts
+import worker.settle
 from api.jobstore import JobStore, PreparedJob
 from config import Settings
 from core.batching import CostFit
@@ -157,11 +157,11 @@ def _published(settings: Settings, run: Callable[[], None]) -> list[bytes]:
 
 
 # The completion message goes out from FINISH (up to INLINE_MESSAGE_MAX) or after it.
-@pytest.mark.parametrize("inline_max", [worker.runner.INLINE_MESSAGE_MAX, 0])
+@pytest.mark.parametrize("inline_max", [worker.settle.INLINE_MESSAGE_MAX, 0])
 def test_a_settled_batch_publishes_every_record_as_written(
     settings: Settings, inline_max: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker.runner, "INLINE_MESSAGE_MAX", inline_max)
+    monkeypatch.setattr(worker.settle, "INLINE_MESSAGE_MAX", inline_max)
     jobs = [_job("echo", "1", {"n": n}) for n in range(3)]
     for job in jobs:
         _submit(settings, job)
