@@ -91,6 +91,30 @@ def test_a_whole_consumer_stopped_mid_job_loses_no_job(
     assert any(j["attempts"] >= 2 for j in jobs)
 
 
+@pytest.mark.timeout(180)
+def test_a_consumer_stopped_gracefully_hands_back_what_it_had_not_started(
+    redis_server: RedisServer, workdir: Path
+) -> None:
+    with running_stack(redis_server, workdir, consumer_workers=2, **FAST_RECOVERY) as live:
+        with live.client() as client:
+            ids = _submit_burns(client, count=40)
+            wait_for(
+                lambda: sum(j["status"] == "succeeded" for j in _jobs(client, ids)) >= 2,
+                what="a first batch to finish",
+            )
+            consumer = live.consumers.pop()
+            os.killpg(consumer.pid, signal.SIGINT)  # huey's graceful stop
+            consumer.wait(60)
+            # A busy worker takes its next batch as it settles one: that batch goes back
+            # at once, as if never taken, not to the reaper.
+            assert live.redis.client().hlen(RedisKeys(live.namespace).leases) == 0
+            left = [j for j in _jobs(client, ids) if j["status"] != "succeeded"]
+            assert left and all(j["status"] == "queued" for j in left)
+            live.start_consumer(2)
+            jobs = _all_succeeded_once(client, ids)
+    assert all(j["attempts"] == 1 for j in jobs)
+
+
 @pytest.mark.timeout(120)
 def test_a_job_that_keeps_losing_its_worker_fails_worker_lost(
     redis_server: RedisServer, workdir: Path
