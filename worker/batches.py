@@ -1,4 +1,4 @@
-"""Taking work off the queues: one round trip for a BLPOP on the tokens plus TAKE."""
+"""Taking work off the queues: a BLPOP on the tokens plus TAKE, or a TAKE behind FINISH."""
 
 from __future__ import annotations
 
