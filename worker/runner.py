@@ -160,7 +160,8 @@ class ComputationRunner:
         if exact != b"1":
             # A lease taken back: FINISH listed the told jobs it still settled. One it did
             # not (settled again elsewhere, or its record expired) was counted all the same.
-            told = [t for t in told if t[0] in {job_id for job_id, _, _ in listed}]
+            still = {job_id for job_id, _, _ in listed}
+            told = [t for t in told if t[0] in still]
         elif message:  # after FINISH: a retried FINISH would find the lease gone
             _with_retries(lambda: self._publish(self.keys.done_channel, message))
         counted = {job_id for job_id, _, _ in told}
@@ -224,7 +225,7 @@ class ComputationRunner:
     def release_prefetched(self) -> None:
         """Hand back this thread's batch taken after FINISH and not started (at shutdown)."""
         taken = self._prefetched.pop(claim_field(), None)
-        if isinstance(taken, Taken) and taken.batch is not None:
+        if taken is not None and taken.batch is not None:
             self._hand_back(taken.batch.lease)
 
     def _hand_back(self, lease: str) -> None:

@@ -786,13 +786,14 @@ return {exact and '1' or '0', settled}
 # `held`: the leases hash's fields and values (HGETALL), as {lease, entries} pairs with
 # each lease's entries split into the worker id, then queue, score, leader per computation.
 _RELEASE = """
+local function entries_of(value)
+  local entries = {}
+  for entry in string.gmatch(value, '[^\\n]+') do entries[#entries + 1] = entry end
+  return entries
+end
 local function held_leases(leases)
   local flat, held = call('HGETALL', leases), {}
-  for i = 1, #flat, 2 do
-    local entries = {}
-    for entry in string.gmatch(flat[i + 1], '[^\\n]+') do entries[#entries + 1] = entry end
-    held[#held + 1] = {flat[i], entries}
-  end
+  for i = 1, #flat, 2 do held[#held + 1] = {flat[i], entries_of(flat[i + 1])} end
   return held
 end
 local function release(leases, lease, entries, job_prefix, tokens, settle)
@@ -877,11 +878,7 @@ local function settle(id, key)
   return true
 end
 local value = call('HGET', KEYS[1], ARGV[2])
-if value then
-  local entries = {}
-  for entry in string.gmatch(value, '[^\\n]+') do entries[#entries + 1] = entry end
-  release(KEYS[1], ARGV[2], entries, ARGV[1], KEYS[2], settle)
-end
+if value then release(KEYS[1], ARGV[2], entries_of(value), ARGV[1], KEYS[2], settle) end
 return requeued
 """
 )
