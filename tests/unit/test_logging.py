@@ -1,6 +1,7 @@
 """INFERQ_LOG_LEVEL governs what reaches the log files, third-party loggers included."""
 
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -109,3 +110,20 @@ def _exited(pid: int, within_s: float) -> bool:
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     return False
+
+
+def _log_and_return(settings: Settings) -> None:
+    configure_logging(settings, "worker")
+    logging.getLogger("worker.tasks").info("last words")
+
+
+@pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
+@pytest.mark.usefixtures("restore_logging")
+def test_a_worker_process_that_ends_writes_its_last_lines(tmp_path: Path) -> None:
+    """The writer drains on a clock; a huey worker process ends in os._exit, not atexit."""
+    settings = Settings(_env_file=None, log_dir=str(tmp_path))
+    process = multiprocessing.get_context("fork").Process(target=_log_and_return, args=(settings,))
+    process.start()
+    process.join(30)
+    assert process.exitcode == 0
+    assert "last words" in "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
