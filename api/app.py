@@ -53,6 +53,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Queued CPU-bound model inference",
         version="0.1.0",
         lifespan=lifespan,
+        # inferq exports Prometheus metrics and per-job logs, not OpenTelemetry: FastAPI's
+        # own instrumentation looked for OTel providers on every request (4% of queued and
+        # direct throughput at 64 users, 36 us of one user's p50, in an A/B).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_error_handlers(app)
     install_dashboard(app)
