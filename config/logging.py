@@ -128,12 +128,15 @@ class LogWriter:
         self._file.close()
 
     def _run(self) -> None:
+        taken: list[logging.LogRecord] = []
         while True:
             # Woken by the clock, not by each record: a record put on a queue this thread
             # waits on wakes it (a futex call, then the GIL passed back and forth) for
-            # every line, on the path of the job or request that logged it.
-            self._stopping.wait(DRAIN_EVERY_S)
-            taken: list[logging.LogRecord] = []
+            # every line, on the path of the job or request that logged it. After a full
+            # write it goes on at once: more may be waiting.
+            if len(taken) < MOST_PER_WRITE:
+                self._stopping.wait(DRAIN_EVERY_S)
+            taken = []
             while len(taken) < MOST_PER_WRITE:
                 try:
                     record = self._records.get_nowait()

@@ -3,6 +3,7 @@
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+import config.logging
 from config import Settings
-from config.logging import configure_logging, stop_logging
+from config.logging import DailyFile, LogWriter, configure_logging, stop_logging
 
 THIRD_PARTY = ("huey", "huey.consumer", "uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -127,3 +129,30 @@ def test_a_worker_process_that_ends_writes_its_last_lines(tmp_path: Path) -> Non
     process.join(30)
     assert process.exitcode == 0
     assert "last words" in "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+
+
+class _CountedWaits(threading.Event):
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        return True
+
+
+def test_the_writer_works_through_a_backlog_without_waiting_between_full_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config.logging, "MOST_PER_WRITE", 10)
+    records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+    for n in range(35):
+        records.put(logging.makeLogRecord({"msg": f"line {n}", "levelname": "INFO"}))
+    records.put(None)
+    writer = LogWriter(records, DailyFile(str(tmp_path), "worker", 1))
+    writer._stopping = clock = _CountedWaits()
+    writer.start()
+    writer.stop()  # after the None queued above: joins the thread, closes the file
+    written = "".join(path.read_text() for path in tmp_path.glob("worker-*.log"))
+    assert [f"line {n}" in written for n in range(35)] == [True] * 35
+    assert clock.waits == 1  # one wait for the clock, then three full writes and the rest
